@@ -1,0 +1,120 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgtide/pgtide/internal/change"
+)
+
+// Capture streams one source database into the change log. Create it with
+// [New] and run it with [Capture.Run]. Its methods are safe for concurrent
+// use.
+type Capture struct {
+	opts Options
+	log  *slog.Logger
+	m    *sourceMetrics
+
+	ready     atomic.Bool
+	confirmed atomic.Uint64
+	lastErr   atomic.Pointer[string]
+}
+
+// PermanentError is an error that restarting capture cannot fix: the
+// operator must act (the slot was invalidated, a row is larger than the
+// log accepts, the log holds foreign data). [Capture.Run] returns it
+// instead of retrying.
+type PermanentError struct {
+	Err error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+func permanent(format string, args ...any) error {
+	return &PermanentError{Err: fmt.Errorf(format, args...)}
+}
+
+// New checks opts and returns a Capture ready to run.
+func New(opts Options) (*Capture, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		return nil, fmt.Errorf("capture of %q: no change log given", opts.Source)
+	}
+	return &Capture{
+		opts: opts,
+		log:  opts.Logger.With("source", opts.Source, "slot", opts.Slot),
+		m:    opts.Metrics.forSource(opts.Source),
+	}, nil
+}
+
+// Ready reports whether the replication stream is running.
+func (c *Capture) Ready() bool { return c.ready.Load() }
+
+// Status is a point-in-time view of a capture, for `pgtide status`.
+type Status struct {
+	Source       string
+	Slot         string
+	Streaming    bool
+	ConfirmedLSN change.LSN
+	LastError    string
+}
+
+// Status returns the capture's current state.
+func (c *Capture) Status() Status {
+	s := Status{
+		Source:       c.opts.Source,
+		Slot:         c.opts.Slot,
+		Streaming:    c.ready.Load(),
+		ConfirmedLSN: change.LSN(c.confirmed.Load()),
+	}
+	if e := c.lastErr.Load(); e != nil {
+		s.LastError = *e
+	}
+	return s
+}
+
+// Run streams changes until ctx ends, then flushes what is in flight and
+// returns nil. Transient failures (lost connections, a restarting server
+// or log) restart the session with jittered exponential backoff; a
+// [PermanentError] ends Run.
+func (c *Capture) Run(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		started := time.Now()
+		err := c.runSession(ctx)
+		c.ready.Store(false)
+		c.m.connected.Set(0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			c.log.Error("capture stopped", "err", err)
+			return err
+		}
+		msg := err.Error()
+		c.lastErr.Store(&msg)
+		c.m.restarts.Inc()
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff))) + 100*time.Millisecond
+		c.log.Warn("capture session failed, restarting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
