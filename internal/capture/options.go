@@ -48,11 +48,13 @@ type Options struct {
 	// the slot may move past it: the log's fsync interval, so a machine
 	// crash cannot lose what the slot released (0: confirm at once).
 	ConfirmDelay time.Duration
-	// BatchRows and BatchBytes bound one log message (256 rows, 256 KiB).
+	// BatchRows and BatchBytes bound one log message (256 rows, 128 KiB).
 	BatchRows, BatchBytes int
 	// MaxMessageBytes is the log's largest accepted message (8 MiB).
 	MaxMessageBytes int
-	// MaxPending bounds unacknowledged log writes (1024 messages).
+	// MaxPending bounds unacknowledged log writes (256 messages). With
+	// BatchBytes it bounds the memory capture holds for the log, whatever
+	// the size of a source transaction.
 	MaxPending int
 	// Log is the change log to write to. Required for [Capture.Run].
 	Log *changelog.Log
@@ -81,13 +83,13 @@ func (o *Options) setDefaults() {
 		o.BatchRows = 256
 	}
 	if o.BatchBytes <= 0 {
-		o.BatchBytes = 256 << 10
+		o.BatchBytes = 128 << 10
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 8 << 20
 	}
 	if o.MaxPending <= 0 {
-		o.MaxPending = 1024
+		o.MaxPending = 256
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
