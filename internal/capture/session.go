@@ -90,6 +90,7 @@ func (c *Capture) runSession(ctx context.Context) (err error) {
 	// The ack loop ends when the publisher closes; close it before waiting.
 	defer func() {
 		stopMonitor()
+		s.settle(ctx)
 		s.pub.Close()
 		wg.Wait()
 	}()
@@ -128,11 +129,14 @@ func (s *session) open(ctx context.Context) error {
 		return err
 	}
 	s.track = newTracker(confirmed, s.opts.ConfirmDelay)
-	if err := s.readLogEnd(ctx); err != nil {
-		return err
+	if _, err := s.opts.Log.EnsureStream(ctx, s.opts.Source, s.opts.Retention); err != nil {
+		return fmt.Errorf("ensure log stream: %w", err)
 	}
 	if s.pub, err = s.opts.Log.NewPublisher(ctx, s.opts.Source, s.opts.MaxPending); err != nil {
 		return fmt.Errorf("open log publisher: %w", err)
+	}
+	if err := s.readLogEnd(ctx); err != nil {
+		return err
 	}
 	return s.startReplication(ctx)
 }
@@ -167,16 +171,22 @@ func errSlotLost(slot string) error {
 		"with a new snapshot", slot)
 }
 
-// readLogEnd finds the newest record in the log; capture resumes after it.
+// readLogEnd finds the newest record in the log; capture resumes after
+// it. It reads the message at the sequence the publisher will append
+// after, not merely the newest one: should a write of an earlier session
+// still land, the publisher's first write fails on its expected sequence
+// and the session restarts, instead of repeating what that write stored.
 func (s *session) readLogEnd(ctx context.Context) error {
-	if _, err := s.opts.Log.EnsureStream(ctx, s.opts.Source, s.opts.Retention); err != nil {
-		return fmt.Errorf("ensure log stream: %w", err)
+	seq := s.pub.LastSeq()
+	if seq == 0 {
+		return nil
 	}
-	last, err := s.opts.Log.Last(ctx, s.opts.Source)
+	last, err := s.opts.Log.Message(ctx, s.opts.Source, seq)
 	if err != nil {
 		return fmt.Errorf("read end of log: %w", err)
 	}
 	if last == nil {
+		// Retention removed it; the slot confirmed it long ago.
 		return nil
 	}
 	b, err := change.DecodeBatch(last.Data)
@@ -322,17 +332,29 @@ func (s *session) ackLoop() {
 	}
 }
 
-// shutdown flushes what is in flight and confirms what may be confirmed.
+// shutdown confirms what may be confirmed after a graceful stop.
 func (s *session) shutdown(ctx context.Context) {
+	if !s.settle(ctx) {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.sendStatus(sctx); err != nil {
+		s.c.log.Debug("final status update failed", "err", err)
+	}
+}
+
+// settle waits (up to 10 s) until every publish is acknowledged or has
+// failed, so that no write of this session lands after the next one has
+// read the end of the log. It reports whether all were acknowledged.
+func (s *session) settle(ctx context.Context) bool {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := s.pub.Flush(fctx); err != nil {
-		s.c.log.Warn("flush on shutdown failed", "err", err)
-		return
+		s.c.log.Warn("log writes unsettled at session end", "err", err)
+		return false
 	}
-	if err := s.sendStatus(fctx); err != nil {
-		s.c.log.Debug("final status update failed", "err", err)
-	}
+	return true
 }
 
 func (s *session) close(ctx context.Context) {
