@@ -1,0 +1,87 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	want := Config{
+		DataDir: "./pgtide-data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Admin:   AdminConfig{Listen: "127.0.0.1:7070"},
+		NATS: NATSConfig{
+			Embedded: EmbeddedNATS{
+				Listen:       "127.0.0.1:7422",
+				SyncInterval: Duration(time.Second),
+				MaxPayload:   8 << 20,
+			},
+			Replicas:     1,
+			ConfirmDelay: Duration(2 * time.Second),
+		},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Default() =\n %+v\nwant\n %+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
+	}
+}
+
+func TestApplyDefaults_source(t *testing.T) {
+	c := Config{Sources: []SourceConfig{
+		{Name: "shop-eu", DSN: "postgres://localhost/shop"},
+		{Name: "Bad Name", DSN: "postgres://localhost/x"},
+	}}
+	c.ApplyDefaults()
+
+	on := true
+	want := SourceConfig{
+		Name:              "shop-eu",
+		DSN:               "postgres://localhost/shop",
+		Schemas:           []string{"public"},
+		Slot:              "pgtide_shop_eu",
+		Publication:       "pgtide_shop_eu",
+		Keyless:           "skip",
+		DDL:               &on,
+		HeartbeatInterval: Duration(10 * time.Second),
+		MaxRetainedWAL:    16 << 30,
+		StatusInterval:    Duration(time.Second),
+		Retention:         Retention{MaxAge: Duration(168 * time.Hour)},
+		Snapshot:          "off",
+	}
+	if !reflect.DeepEqual(c.Sources[0], want) {
+		t.Errorf("defaulted source =\n %+v\nwant\n %+v", c.Sources[0], want)
+	}
+	// No slot is derived from an invalid name; only the name is reported.
+	if s := c.Sources[1]; s.Slot != "" || s.Publication != "" {
+		t.Errorf("slot, publication from an invalid name = %q, %q; want empty", s.Slot, s.Publication)
+	}
+	err := c.Validate()
+	if ve, ok := err.(*ValidationError); !ok || len(ve.Errors) != 1 || ve.Errors[0].Path != "sources[1].name" {
+		t.Errorf("Validate() = %v, want only sources[1].name", err)
+	}
+}
+
+func TestApplyDefaults_confirmDelay(t *testing.T) {
+	tests := []struct {
+		name string
+		nats NATSConfig
+		want Duration
+	}{
+		{"embedded", NATSConfig{}, Duration(2 * time.Second)},
+		{"embedded_sync",
+			NATSConfig{Embedded: EmbeddedNATS{SyncInterval: Duration(5 * time.Second)}}, Duration(10 * time.Second)},
+		{"external", NATSConfig{URL: "nats://n:4222"}, 0},
+		{"set", NATSConfig{ConfirmDelay: Duration(time.Second)}, Duration(time.Second)},
+	}
+	for _, tt := range tests {
+		c := Config{NATS: tt.nats}
+		c.ApplyDefaults()
+		if c.NATS.ConfirmDelay != tt.want {
+			t.Errorf("%s: confirm_delay = %v, want %v", tt.name, c.NATS.ConfirmDelay, tt.want)
+		}
+	}
+}
