@@ -96,6 +96,7 @@ func (c *Capture) runSession(ctx context.Context) (err error) {
 	}()
 
 	c.ready.Store(true)
+	c.lastErr.Store(nil)
 	c.m.connected.Set(1)
 	c.log.Info("capture streaming", "resume_after", s.lastID.String(), "confirmed_lsn", s.track.confirmable.String())
 	err = s.stream(ctx, fatal)

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs the demo for a few seconds and checks that it prints its
+// banner and captured inserts, and removes its data directory.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, "nats:\n  embedded:\n    listen: 127.0.0.1:0\n")
+	r := mustRun(t, "demo", "--duration", "5s", "--config", cfg, "--admin-listen", "127.0.0.1:0")
+
+	for _, want := range []string{
+		"pgtide log tail --nats-url nats://127.0.0.1:", "/metrics", "pgtide status --admin-listen",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo banner lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	insert := regexp.MustCompile(
+		`(?m)^\S+ [0-9A-F]+/[0-9A-F]+:\d+ insert shop\.(orders|customers) key=\{id=\d+\} new=\{`)
+	if !insert.MatchString(r.stdout) {
+		t.Errorf("demo printed no insert line:\n%s", r.stdout)
+	}
+
+	dir := regexp.MustCompile(`\(embedded, in (\S+)\)`).FindStringSubmatch(r.stdout)
+	if dir == nil {
+		t.Fatalf("demo banner does not name its data directory:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
+		t.Errorf("demo data directory %s still exists after the demo (stat: %v)", dir[1], err)
+	}
+}

@@ -1,0 +1,365 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgtide/pgtide/internal/admin"
+	"github.com/pgtide/pgtide/internal/capture"
+	"github.com/pgtide/pgtide/internal/changelog"
+	"github.com/pgtide/pgtide/internal/config"
+)
+
+// Shutdown bounds: how long captures get to flush, and how long the admin
+// server waits for open requests.
+const (
+	captureStopTimeout = 30 * time.Second
+	adminStopTimeout   = 10 * time.Second
+)
+
+// readyPoll is how often a node checks whether all its sources stream.
+const readyPoll = 100 * time.Millisecond
+
+// defaultExternalMaxPayload is the largest log message assumed for an
+// external NATS server that does not announce its own limit.
+const defaultExternalMaxPayload = 1 << 20
+
+// node is a running pgtide process: the change log, the capture of each
+// source and the admin server. It owns every goroutine it starts; close
+// stops and waits for them.
+type node struct {
+	cfg     config.Config
+	logger  *slog.Logger
+	started time.Time
+
+	lock    *dirLock // held while an embedded log is open; nil otherwise
+	log     *changelog.Log
+	reg     *prometheus.Registry
+	admin   *admin.Server // nil when admin.listen is off
+	sources []*sourceRunner
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped chan struct{} // closed when every source has returned
+}
+
+// startNode opens the change log, starts the admin server and starts
+// capturing each of sources in the background. On error everything
+// started so far is stopped again.
+func startNode(
+	ctx context.Context, cfg config.Config, sources []config.SourceConfig, logger *slog.Logger,
+) (_ *node, err error) {
+	n := &node{
+		cfg:     cfg,
+		logger:  logger,
+		started: time.Now(),
+		reg:     prometheus.NewRegistry(),
+		stopped: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+
+	n.log, n.lock, err = openLog(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+
+	metrics := capture.NewMetrics(n.reg)
+	for _, s := range sources {
+		n.sources = append(n.sources, newSourceRunner(s, n.captureOptions(s, metrics), logger))
+	}
+
+	if cfg.Admin.Listen != config.Off {
+		n.admin = admin.New(admin.Config{
+			Listen:   cfg.Admin.Listen,
+			Logger:   logger.With("component", "admin"),
+			Registry: n.reg,
+			Ready:    n.ready,
+			Status:   func(ctx context.Context) any { return n.status(ctx) },
+		})
+		if err := n.admin.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	var sourcesWG sync.WaitGroup
+	for _, r := range n.sources {
+		sourcesWG.Add(1)
+		go func() {
+			defer sourcesWG.Done()
+			r.run(runCtx)
+		}()
+	}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		sourcesWG.Wait()
+		close(n.stopped)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.watchReady(runCtx)
+	}()
+	return n, nil
+}
+
+// openLog opens the change log the configuration describes: an external
+// cluster, or the embedded server under data_dir, whose directory it
+// locks first.
+func openLog(
+	ctx context.Context, cfg config.Config, logger *slog.Logger,
+) (*changelog.Log, *dirLock, error) {
+	lcfg := changelog.Config{
+		URL:       cfg.NATS.URL,
+		CredsFile: cfg.NATS.CredsFile,
+		Replicas:  cfg.NATS.Replicas,
+		Logger:    logger.With("component", "changelog"),
+	}
+	if cfg.NATS.External() {
+		l, err := changelog.Open(ctx, lcfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open change log: %w", err)
+		}
+		return l, nil, nil
+	}
+
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		if errors.Is(err, errDataDirLocked) {
+			return nil, nil, fmt.Errorf("open change log: %w: stop that process or give another --data-dir",
+				err)
+		}
+		return nil, nil, fmt.Errorf("open change log in %s: %w", cfg.DataDir, err)
+	}
+	lcfg.DataDir = cfg.DataDir
+	lcfg.SyncInterval = time.Duration(cfg.NATS.Embedded.SyncInterval)
+	lcfg.MaxPayload = int(cfg.NATS.Embedded.MaxPayload)
+	if cfg.NATS.Embedded.Listen != config.Off {
+		lcfg.Listen = cfg.NATS.Embedded.Listen
+	}
+	l, err := changelog.Open(ctx, lcfg)
+	if err != nil {
+		lock.release()
+		return nil, nil, fmt.Errorf("open change log: %w", err)
+	}
+	return l, lock, nil
+}
+
+// captureOptions maps the configuration of source s to capture options.
+func (n *node) captureOptions(s config.SourceConfig, m *capture.Metrics) capture.Options {
+	heartbeat := time.Duration(s.HeartbeatInterval)
+	if heartbeat == 0 {
+		heartbeat = -1 // "off": capture takes a negative interval
+	}
+	return capture.Options{
+		Source:            s.Name,
+		DSN:               s.DSN,
+		Schemas:           s.Schemas,
+		Tables:            s.Tables,
+		ExcludeTables:     s.ExcludeTables,
+		Slot:              s.Slot,
+		Publication:       s.Publication,
+		Binary:            s.Binary,
+		Keyless:           s.Keyless,
+		DDL:               s.DDLEnabled(),
+		HeartbeatInterval: heartbeat,
+		StatusInterval:    time.Duration(s.StatusInterval),
+		MaxRetainedWAL:    int64(s.MaxRetainedWAL),
+		ConfirmDelay:      time.Duration(n.cfg.NATS.ConfirmDelay),
+		MaxMessageBytes:   n.maxMessageBytes(),
+		Log:               n.log,
+		Retention: changelog.Retention{
+			MaxAge:   time.Duration(s.Retention.MaxAge),
+			MaxBytes: int64(s.Retention.MaxBytes),
+		},
+		Logger:  n.logger.With("component", "capture"),
+		Metrics: m,
+	}
+}
+
+// maxMessageBytes is the largest message the log accepts.
+func (n *node) maxMessageBytes() int {
+	if !n.cfg.NATS.External() {
+		return int(n.cfg.NATS.Embedded.MaxPayload)
+	}
+	if n.log != nil {
+		if mp := n.log.Conn().MaxPayload(); mp > 0 {
+			return int(mp)
+		}
+	}
+	return defaultExternalMaxPayload
+}
+
+// ready returns nil when every source streams, or the reasons why not.
+func (n *node) ready() error {
+	var errs []error
+	for _, r := range n.sources {
+		if err := r.notReady(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// watchReady logs once, when every source first streams, where the
+// process can be reached.
+func (n *node) watchReady(ctx context.Context) {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for n.ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	n.logger.Info("pgtide ready",
+		"admin_url", n.adminURL(),
+		"nats_url", redactURLs(n.log.ClientURL()),
+		"sources", sourceNames(n.sourceConfigs()),
+	)
+}
+
+// waitReady waits until every source streams. It fails when ctx ends
+// first or when every source has stopped.
+func (n *node) waitReady(ctx context.Context) error {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		err := n.ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w", err)
+		case <-n.stopped:
+			return n.failure()
+		case <-t.C:
+		}
+	}
+}
+
+// wait blocks until ctx ends, then returns nil, or until every source has
+// stopped, then returns why.
+func (n *node) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-n.stopped:
+		return n.failure()
+	}
+}
+
+// failure joins the errors of the sources that stopped.
+func (n *node) failure() error {
+	var errs []error
+	for _, r := range n.sources {
+		if err := r.failure(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("every source stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// close stops the captures and waits for them (at most
+// captureStopTimeout), closes the change log and shuts the admin server
+// down. It is safe to call on a partly started node.
+func (n *node) close() {
+	if n.cancel != nil {
+		n.cancel()
+		done := make(chan struct{})
+		go func() {
+			n.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(captureStopTimeout):
+			n.logger.Error("captures did not stop in time; closing the change log anyway",
+				"timeout", captureStopTimeout)
+		}
+	}
+	if n.log != nil {
+		if err := n.log.Close(); err != nil {
+			n.logger.Warn("close change log failed", "err", err)
+		}
+	}
+	n.lock.release()
+	if n.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), adminStopTimeout)
+		defer cancel()
+		if err := n.admin.Shutdown(ctx); err != nil {
+			n.logger.Warn("admin server shutdown failed", "err", err)
+		}
+	}
+}
+
+func (n *node) adminURL() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.URL()
+}
+
+func (n *node) sourceConfigs() []config.SourceConfig {
+	out := make([]config.SourceConfig, len(n.sources))
+	for i, r := range n.sources {
+		out[i] = r.cfg
+	}
+	return out
+}
+
+// describeSources lists source names and redacted DSNs for messages.
+func describeSources(sources []config.SourceConfig) string {
+	parts := make([]string, len(sources))
+	for i, s := range sources {
+		parts[i] = s.Name + " (" + s.RedactedDSN() + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// redactURLs masks passwords and tokens in a comma-separated list of NATS
+// URLs, for logs and the status document.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil || u.Opaque != "":
+			// Not a URL, perhaps "user:password@host:port".
+			if at := strings.LastIndexByte(p, '@'); at >= 0 {
+				parts[i] = "xxxxx" + p[at:]
+			}
+		case u.User == nil:
+		case hasPassword(u.User):
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			parts[i] = u.String()
+		default: // a user part alone is a token
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func hasPassword(u *url.Userinfo) bool {
+	_, ok := u.Password()
+	return ok
+}

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgtide/pgtide/internal/changelog"
+	"github.com/pgtide/pgtide/internal/config"
+)
+
+// statusDoc is the document served on /v1/status and read by
+// `pgtide status`.
+type statusDoc struct {
+	Version   string         `json:"version"`
+	StartedAt time.Time      `json:"started_at"`
+	Ready     bool           `json:"ready"`
+	NATSURL   string         `json:"nats_url,omitempty"`
+	Embedded  bool           `json:"embedded_log"`
+	Sources   []sourceStatus `json:"sources"`
+}
+
+// sourceStatus is the state of one source and its log stream.
+type sourceStatus struct {
+	Name         string     `json:"name"`
+	DSN          string     `json:"dsn"` // password redacted
+	Slot         string     `json:"slot"`
+	State        string     `json:"state"`
+	Streaming    bool       `json:"streaming"`
+	ConfirmedLSN string     `json:"confirmed_lsn,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	Log          *logStatus `json:"log,omitempty"`
+	LogError     string     `json:"log_error,omitempty"`
+}
+
+// logStatus is the extent of a source's stream in the change log.
+type logStatus struct {
+	Stream   string    `json:"stream"`
+	FirstSeq uint64    `json:"first_seq"`
+	LastSeq  uint64    `json:"last_seq"`
+	Messages uint64    `json:"messages"`
+	Bytes    uint64    `json:"bytes"`
+	LastTime time.Time `json:"last_time,omitzero"`
+}
+
+// status builds the status document.
+func (n *node) status(ctx context.Context) statusDoc {
+	doc := statusDoc{
+		Version:   version(),
+		StartedAt: n.started.UTC(),
+		Ready:     n.ready() == nil,
+		NATSURL:   redactURLs(n.log.ClientURL()),
+		Embedded:  n.log.Embedded(),
+		Sources:   []sourceStatus{},
+	}
+	for _, r := range n.sources {
+		st := r.snapshot()
+		info, err := n.log.Info(ctx, r.cfg.Name)
+		if err != nil {
+			st.LogError = err.Error()
+		} else {
+			st.Log = &logStatus{
+				Stream:   changelog.StreamName(r.cfg.Name),
+				FirstSeq: info.FirstSeq,
+				LastSeq:  info.LastSeq,
+				Messages: info.Msgs,
+				Bytes:    info.Bytes,
+				LastTime: info.LastTime.UTC(),
+			}
+		}
+		doc.Sources = append(doc.Sources, st)
+	}
+	return doc
+}
+
+func (e *env) statusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the state of a running pgtide",
+		Long: "status asks the admin server of a running pgtide (admin.listen, or\n" +
+			"--admin-listen) for its state and prints its sources, their replication\n" +
+			"progress and their change log streams.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig(nil)
+			if err != nil {
+				return err
+			}
+			return e.runStatus(cmd.Context(), cfg, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON status document")
+	return cmd
+}
+
+func (e *env) runStatus(ctx context.Context, cfg config.Config, asJSON bool) error {
+	if cfg.Admin.Listen == config.Off {
+		return usageErrorf("admin.listen is off, so there is no admin server to ask: " +
+			"give the address of the running pgtide with --admin-listen")
+	}
+	url := "http://" + dialAddr(cfg.Admin.Listen) + "/v1/status"
+
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask pgtide at %s: %w "+
+			"(is pgtide running, and is --admin-listen its admin address?)", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read status from %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status from %s: %s", url, resp.Status)
+	}
+
+	if asJSON {
+		_, err := e.stdout.Write(body)
+		return err
+	}
+	var doc statusDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("status from %s is not a pgtide status document: %w", url, err)
+	}
+	return printStatus(e.stdout, doc)
+}
+
+// printStatus writes doc as a table.
+func printStatus(w io.Writer, doc statusDoc) error {
+	ready := "ready"
+	if !doc.Ready {
+		ready = "NOT READY"
+	}
+	logMode := "external"
+	if doc.Embedded {
+		logMode = "embedded"
+	}
+	nats := doc.NATSURL
+	if nats == "" {
+		nats = "(in-process only)"
+	}
+	fmt.Fprintf(w, "pgtide %s, %s, up %s\n", doc.Version, ready,
+		time.Since(doc.StartedAt).Round(time.Second))
+	fmt.Fprintf(w, "change log: %s, %s\n\n", logMode, nats)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tSTATE\tSLOT\tCONFIRMED LSN\tLOG FIRST\tLOG LAST\tMESSAGES\tLAST ERROR")
+	for _, s := range doc.Sources {
+		first, last, msgs := "-", "-", "-"
+		if s.Log != nil {
+			first = fmt.Sprint(s.Log.FirstSeq)
+			last = fmt.Sprint(s.Log.LastSeq)
+			msgs = fmt.Sprint(s.Log.Messages)
+		}
+		lastErr := s.LastError
+		if lastErr == "" && s.LogError != "" {
+			lastErr = "log: " + s.LogError
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Slot,
+			dash(s.ConfirmedLSN), first, last, msgs, dash(truncate(lastErr, 80)))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// dialAddr turns a listen address into one a client can dial: an empty or
+// unspecified host becomes loopback.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgtide/pgtide/internal/config"
+)
+
+func (e *env) upCommand() *cobra.Command {
+	var dsn, name string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run pgtide: capture every source into the change log",
+		Long: "up runs every pgtide role in one process: an embedded change log under\n" +
+			"data_dir (unless nats.url names an external cluster), the capture of each\n" +
+			"configured source and the admin server. It sets each source up first\n" +
+			"(slot, publications, DDL trigger), and stops cleanly on SIGINT or SIGTERM.\n\n" +
+			"Without a config file, --source names the one database to capture:\n\n" +
+			"  pgtide up --source postgres://pgtide:secret@db:5432/shop",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name != "" && dsn == "" {
+				return usageErrorf("--name needs --source DSN")
+			}
+			cfg, err := e.loadConfig(func(c *config.Config) error {
+				if dsn == "" {
+					return nil
+				}
+				return setSourceDSN(c, dsn, name)
+			})
+			if err != nil {
+				return err
+			}
+			return e.runCapture(cmd.Context(), cfg, cfg.Sources)
+		},
+	}
+	cmd.Flags().StringVar(&dsn, "source", "",
+		"connection string of a database to capture (like PGTIDE_SOURCE_DSN)")
+	cmd.Flags().StringVar(&name, "name", "",
+		"name of the --source database; default: its database name")
+	return cmd
+}
+
+func (e *env) captureCommand() *cobra.Command {
+	var names []string
+	cmd := &cobra.Command{
+		Use:   "capture",
+		Short: "Run the capture role alone",
+		Long: "capture streams the configured sources (or those named by --source)\n" +
+			"into the change log and serves the admin endpoints, without the other\n" +
+			"roles. Run several capture processes against an external NATS cluster\n" +
+			"(nats.url) to spread sources over machines.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig(nil)
+			if err != nil {
+				return err
+			}
+			sources, err := selectSources(cfg, names)
+			if err != nil {
+				return err
+			}
+			return e.runCapture(cmd.Context(), cfg, sources)
+		},
+	}
+	cmd.Flags().StringSliceVar(&names, "source", nil, "names of the sources to capture (default: all)")
+	return cmd
+}
+
+// runCapture runs the capture of sources until ctx ends or every source
+// has failed.
+func (e *env) runCapture(ctx context.Context, cfg config.Config, sources []config.SourceConfig) error {
+	if len(sources) == 0 {
+		return errNoSource()
+	}
+	logger := newLogger(cfg.Log, e.stderr)
+	logger.Info("pgtide starting",
+		"version", version(),
+		"sources", describeSources(sources),
+		"data_dir", cfg.DataDir,
+	)
+
+	n, err := startNode(ctx, cfg, sources, logger)
+	if err != nil {
+		return err
+	}
+	err = n.wait(ctx)
+	if ctx.Err() != nil {
+		logger.Info("shutting down", "cause", context.Cause(ctx))
+	}
+	n.close()
+	logger.Info("pgtide stopped")
+	return err
+}
