@@ -23,6 +23,11 @@ type Capture struct {
 	ready     atomic.Bool
 	confirmed atomic.Uint64
 	lastErr   atomic.Pointer[string]
+
+	// Progress of the running snapshot, for Status.
+	snapRows      atomic.Int64
+	snapEstimated atomic.Int64
+	snapStarted   atomic.Int64 // unix nanoseconds; 0 when none ran
 }
 
 // PermanentError is an error that restarting capture cannot fix: the
@@ -67,6 +72,15 @@ type Status struct {
 	Streaming    bool
 	ConfirmedLSN change.LSN
 	LastError    string
+	// Snapshot is the progress of this process's latest snapshot run.
+	Snapshot *SnapshotStatus `json:",omitempty"`
+}
+
+// SnapshotStatus is the progress of a snapshot.
+type SnapshotStatus struct {
+	RowsDone      int64
+	RowsEstimated int64
+	ETA           time.Duration
 }
 
 // Status returns the capture's current state.
@@ -80,7 +94,22 @@ func (c *Capture) Status() Status {
 	if e := c.lastErr.Load(); e != nil {
 		s.LastError = *e
 	}
+	if c.snapStarted.Load() != 0 {
+		s.Snapshot = &SnapshotStatus{RowsDone: c.snapRows.Load(), RowsEstimated: c.snapEstimated.Load(),
+			ETA: c.snapshotETA()}
+	}
 	return s
+}
+
+// snapshotETA extrapolates the running snapshot's rate to its estimate.
+func (c *Capture) snapshotETA() time.Duration {
+	done, est := c.snapRows.Load(), c.snapEstimated.Load()
+	start := c.snapStarted.Load()
+	if done <= 0 || start == 0 || est <= done {
+		return 0
+	}
+	elapsed := time.Since(time.Unix(0, start))
+	return time.Duration(float64(elapsed) * float64(est-done) / float64(done))
 }
 
 // Run streams changes until ctx ends, then flushes what is in flight and

@@ -66,14 +66,21 @@ func TestCrashExactlyOnce(t *testing.T) {
 	compareWithWorkload(t, records(t, l, "src"), expected)
 }
 
-func startChild(t *testing.T, dsn, dir string) *exec.Cmd {
+func startChild(t *testing.T, dsn, dir string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+dsn, childDirEnv+"="+dir)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start capture child: %v", err)
 	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	return cmd
 }
 

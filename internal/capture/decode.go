@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/nats-io/nats.go"
 
 	"github.com/pgtide/pgtide/internal/change"
 )
@@ -99,9 +100,6 @@ func (s *session) row(ctx context.Context, kind byte, body []byte) error {
 	if err := checkWidth(rel, m); err != nil {
 		return err
 	}
-	if !s.nextID() {
-		return nil
-	}
 	row := change.Row{New: m.New}
 	if m.OldKind != oldNone {
 		row.Old, row.OldKeyOnly = m.Old, m.OldKind == oldKey
@@ -109,7 +107,20 @@ func (s *session) row(ctx context.Context, kind byte, body []byte) error {
 	for _, i := range m.Unchanged {
 		row.Unchanged = append(row.Unchanged, rel.columns[i].Name)
 	}
-	return s.add(ctx, rel, opOf[kind], row, rowBytes(row))
+	op, err := s.resumedOp(ctx, rel, opOf[kind], &row)
+	if op == "" || err != nil {
+		return err
+	}
+	switch {
+	case op == change.OpInsert && kind == msgUpdate:
+		row.Old, row.OldKeyOnly = nil, false
+	case op == change.OpDelete && kind == msgUpdate:
+		row.New, row.Unchanged = nil, nil
+	}
+	if !s.nextID() {
+		return nil
+	}
+	return s.add(ctx, rel, op, row, rowBytes(row))
 }
 
 func checkWidth(rel *relation, m rowMsg) error {
@@ -166,6 +177,16 @@ func (s *session) add(ctx context.Context, rel *relation, op change.Op, row chan
 func (s *session) flush(ctx context.Context, last bool, endLSN change.LSN) error {
 	b := s.batch
 	s.batch = nil
+	if err := s.publishBatch(ctx, b, last, endLSN, nil); err != nil {
+		return err
+	}
+	s.tx.published++
+	return nil
+}
+
+// publishBatch encodes and publishes one batch; the tracker learns endLSN
+// once the log acknowledged it.
+func (s *session) publishBatch(ctx context.Context, b *openBatch, last bool, endLSN change.LSN, hdr nats.Header) error {
 	b.Last = last
 	payload := b.AppendJSON(make([]byte, 0, b.bytes+len(b.Rows)*16+512))
 	if len(payload) > s.opts.MaxMessageBytes {
@@ -174,11 +195,10 @@ func (s *session) flush(ctx context.Context, last bool, endLSN change.LSN) error
 			b.Schema, b.Table, b.FirstID(), len(payload), s.opts.MaxMessageBytes)
 	}
 	s.track.willPublish()
-	if err := s.pub.Publish(ctx, b.rel.subject, nil, payload, uint64(endLSN)); err != nil {
+	if err := s.pub.Publish(ctx, b.rel.subject, hdr, payload, uint64(endLSN)); err != nil {
 		s.track.unpublish()
 		return fmt.Errorf("publish batch %s: %w", b.FirstID(), err)
 	}
-	s.tx.published++
 	s.c.m.messages.Inc()
 	s.c.m.bytes.Add(float64(len(payload)))
 	s.c.m.records[string(b.Op)].Add(float64(len(b.Rows)))
@@ -212,7 +232,15 @@ func (s *session) truncate(ctx context.Context, m truncateMsg) error {
 		if err != nil {
 			return err
 		}
-		if rel.ddlLog || !s.nextID() {
+		if rel.ddlLog {
+			continue
+		}
+		if op, err := s.resumedOp(ctx, rel, change.OpTruncate, nil); err != nil {
+			return err
+		} else if op == "" {
+			continue
+		}
+		if !s.nextID() {
 			continue
 		}
 		// Each truncated table is its own batch.

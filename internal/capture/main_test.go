@@ -19,7 +19,13 @@ import (
 const (
 	childEnv    = "PGTIDE_TEST_CHILD"
 	childDirEnv = "PGTIDE_TEST_CHILD_DIR"
+	// childSnapshotEnv turns the child's initial snapshot on, throttled
+	// so that kills land inside it.
+	childSnapshotEnv = "PGTIDE_TEST_CHILD_SNAPSHOT"
 )
+
+// interruptSignal stops a child gracefully.
+var interruptSignal = syscall.SIGTERM
 
 func TestMain(m *testing.M) {
 	if dsn := os.Getenv(childEnv); dsn != "" {
@@ -39,11 +45,16 @@ func runChild(dsn, dir string) int {
 		return 1
 	}
 	defer l.Close()
-	c, err := New(Options{
+	opts := Options{
 		Source: "src", DSN: dsn, Slot: "pgtide_src", Publication: "pgtide_src", DDL: true,
 		Log: l, Logger: logger, StatusInterval: 50 * time.Millisecond, BatchRows: 7,
 		ConfirmDelay: 200 * time.Millisecond, MaxPending: 64,
-	})
+	}
+	if os.Getenv(childSnapshotEnv) != "" {
+		opts.BatchRows = 50
+		opts.Snapshot = SnapshotOptions{Enabled: true, ChunkRows: 500, Workers: 2, RowsPerSecond: 4000}
+	}
+	c, err := New(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1

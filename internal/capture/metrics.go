@@ -16,6 +16,10 @@ type Metrics struct {
 	LagSeconds    *prometheus.GaugeVec
 	RetainedWAL   *prometheus.GaugeVec
 	RetentionOver *prometheus.GaugeVec
+
+	SnapshotRows       *prometheus.CounterVec
+	SnapshotEstimated  *prometheus.GaugeVec
+	SnapshotChunksDone *prometheus.CounterVec
 }
 
 // NewMetrics creates capture's metrics and registers them with reg (when
@@ -56,10 +60,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RetentionOver: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pgtide_capture_wal_retention_exceeded", Help: "1 when retained WAL exceeds max_retained_wal.",
 		}, src),
+		SnapshotRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgtide_snapshot_rows_total", Help: "Rows written to the log by snapshots.",
+		}, src),
+		SnapshotEstimated: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgtide_snapshot_rows_estimated", Help: "Estimated rows of the running snapshot (from the planner's statistics).",
+		}, src),
+		SnapshotChunksDone: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgtide_snapshot_chunks_done_total", Help: "Snapshot chunks read completely.",
+		}, src),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Records, m.Transactions, m.Messages, m.Bytes, m.Restarts, m.Connected,
-			m.ConfirmedLSN, m.SlotLagBytes, m.LagSeconds, m.RetainedWAL, m.RetentionOver)
+			m.ConfirmedLSN, m.SlotLagBytes, m.LagSeconds, m.RetainedWAL, m.RetentionOver,
+			m.SnapshotRows, m.SnapshotEstimated, m.SnapshotChunksDone)
 	}
 	return m
 }
@@ -78,6 +92,10 @@ type sourceMetrics struct {
 	lagSeconds    prometheus.Gauge
 	retainedWAL   prometheus.Gauge
 	retentionOver prometheus.Gauge
+
+	snapshotRows       prometheus.Counter
+	snapshotEstimated  prometheus.Gauge
+	snapshotChunksDone prometheus.Counter
 }
 
 func (m *Metrics) forSource(source string) *sourceMetrics {
@@ -96,8 +114,12 @@ func (m *Metrics) forSource(source string) *sourceMetrics {
 		lagSeconds:    m.LagSeconds.WithLabelValues(source),
 		retainedWAL:   m.RetainedWAL.WithLabelValues(source),
 		retentionOver: m.RetentionOver.WithLabelValues(source),
+
+		snapshotRows:       m.SnapshotRows.WithLabelValues(source),
+		snapshotEstimated:  m.SnapshotEstimated.WithLabelValues(source),
+		snapshotChunksDone: m.SnapshotChunksDone.WithLabelValues(source),
 	}
-	for _, op := range []string{"insert", "update", "delete", "truncate", "ddl"} {
+	for _, op := range []string{"insert", "update", "delete", "truncate", "ddl", "read"} {
 		sm.records[op] = m.Records.WithLabelValues(source, op)
 	}
 	return sm

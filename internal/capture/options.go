@@ -56,6 +56,8 @@ type Options struct {
 	// BatchBytes it bounds the memory capture holds for the log, whatever
 	// the size of a source transaction.
 	MaxPending int
+	// Snapshot configures the initial snapshot.
+	Snapshot SnapshotOptions
 	// Log is the change log to write to. Required for [Capture.Run].
 	Log *changelog.Log
 	// Retention bounds the source's stream.
@@ -94,6 +96,7 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Snapshot.setDefaults()
 }
 
 func (o *Options) validate() error {

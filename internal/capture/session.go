@@ -56,6 +56,8 @@ type session struct {
 	batch      *openBatch
 	serverEnd  change.LSN
 	lastCommit time.Time
+	// filter skips changes a resumed snapshot already holds; nil when none.
+	filter *streamFilter
 }
 
 type txState struct {
@@ -125,7 +127,7 @@ func (s *session) open(ctx context.Context) error {
 	}
 	s.types = &typeNamer{conn: s.query, cache: map[typeKey]string{}}
 
-	confirmed, err := s.slotPosition(ctx)
+	confirmed, exists, err := s.slotPosition(ctx)
 	if err != nil {
 		return err
 	}
@@ -139,31 +141,39 @@ func (s *session) open(ctx context.Context) error {
 	if err := s.readLogEnd(ctx); err != nil {
 		return err
 	}
+	if err := s.prepareSnapshot(ctx, exists); err != nil {
+		return err
+	}
+	if !exists && !s.opts.Snapshot.Enabled {
+		return permanent("replication slot %s does not exist: run `pgtide setup` for source %q",
+			s.opts.Slot, s.opts.Source)
+	}
 	return s.startReplication(ctx)
 }
 
-// slotPosition checks the slot and returns its confirmed position.
-func (s *session) slotPosition(ctx context.Context) (change.LSN, error) {
+// slotPosition checks the slot and returns its confirmed position and
+// whether it exists.
+func (s *session) slotPosition(ctx context.Context) (change.LSN, bool, error) {
 	var confirmed, status string
 	var active bool
 	err := s.query.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '0/0'),
 			coalesce(wal_status, ''), active
 		FROM pg_replication_slots WHERE slot_name = $1`, s.opts.Slot).Scan(&confirmed, &status, &active)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, permanent("replication slot %s does not exist: run `pgtide setup` for source %q",
-			s.opts.Slot, s.opts.Source)
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read slot %s: %w", s.opts.Slot, err)
+		return 0, false, fmt.Errorf("read slot %s: %w", s.opts.Slot, err)
 	}
 	if status == "lost" {
-		return 0, errSlotLost(s.opts.Slot)
+		return 0, false, errSlotLost(s.opts.Slot)
 	}
 	if active {
-		return 0, fmt.Errorf("replication slot %s is in use by another process (another pgtide capture "+
+		return 0, false, fmt.Errorf("replication slot %s is in use by another process (another pgtide capture "+
 			"for source %q?); retrying", s.opts.Slot, s.opts.Source)
 	}
-	return change.ParseLSN(confirmed)
+	lsn, err := change.ParseLSN(confirmed)
+	return lsn, true, err
 }
 
 func errSlotLost(slot string) error {
@@ -231,17 +241,18 @@ func serverVersionNum(v string) int {
 }
 
 // stream is the replication loop: receive, decode, publish, and report the
-// confirmable position every status interval.
+// confirmable position every status interval. Reads wait on a socket
+// deadline at the next status time rather than on a context per message,
+// which would cost a context and a watcher for every row; ctx is therefore
+// checked between reads, at least once per status interval.
 func (s *session) stream(ctx context.Context, fatal <-chan error) error {
+	conn := s.repl.Conn()
+	defer conn.SetReadDeadline(time.Time{})
 	next := time.Now().Add(s.opts.StatusInterval)
-	for {
-		select {
-		case err := <-fatal:
+	deadline := time.Time{}
+	for ctx.Err() == nil {
+		if err := s.checkHealth(fatal); err != nil {
 			return err
-		default:
-		}
-		if err := s.pub.Err(); err != nil {
-			return fmt.Errorf("log publish failed: %w", err)
 		}
 		if !time.Now().Before(next) {
 			if err := s.sendStatus(ctx); err != nil {
@@ -249,11 +260,13 @@ func (s *session) stream(ctx context.Context, fatal <-chan error) error {
 			}
 			next = time.Now().Add(s.opts.StatusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		msg, err := s.repl.ReceiveMessage(rctx)
-		cancel()
+		if !deadline.Equal(next) {
+			deadline = next
+			conn.SetReadDeadline(deadline)
+		}
+		msg, err := s.repl.ReceiveMessage(context.Background())
 		if err != nil {
-			if pgconn.Timeout(err) && ctx.Err() == nil {
+			if pgconn.Timeout(err) {
 				continue
 			}
 			return fmt.Errorf("receive from replication stream: %w", err)
@@ -262,6 +275,20 @@ func (s *session) stream(ctx context.Context, fatal <-chan error) error {
 			return err
 		}
 	}
+	return ctx.Err()
+}
+
+// checkHealth returns the monitor's fatal finding or a publish failure.
+func (s *session) checkHealth(fatal <-chan error) error {
+	select {
+	case err := <-fatal:
+		return err
+	default:
+	}
+	if err := s.pub.Err(); err != nil {
+		return fmt.Errorf("log publish failed: %w", err)
+	}
+	return nil
 }
 
 func (s *session) handle(ctx context.Context, msg pgproto3.BackendMessage, next *time.Time) error {

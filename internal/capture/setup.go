@@ -33,6 +33,9 @@ type SetupResult struct {
 	Keyless []string
 	// SlotCreated is true when the replication slot was created now.
 	SlotCreated bool
+	// SlotDeferred is true when the initial snapshot is on: capture
+	// creates the slot when it starts (if it does not exist yet).
+	SlotDeferred bool
 }
 
 // Setup installs or verifies everything capture needs in the source
@@ -60,6 +63,12 @@ func Setup(ctx context.Context, opts Options) (SetupResult, error) {
 		return res, fmt.Errorf("setup of source %q: %w", opts.Source, err)
 	}
 
+	if opts.Snapshot.Enabled {
+		// Capture creates the slot itself, with the exported snapshot its
+		// initial copy reads under.
+		res.SlotDeferred = true
+		return res, nil
+	}
 	created, err := ensureSlot(ctx, conn, opts.Slot)
 	if err != nil {
 		return res, fmt.Errorf("setup of source %q: %w", opts.Source, err)

@@ -48,6 +48,10 @@ type ReadOptions struct {
 	// Empty delivers every message.
 	Filters []string
 
+	// HeadersOnly delivers messages without their data, for scans that
+	// need only headers.
+	HeadersOnly bool
+
 	// Batch is the number of messages pulled from the server at a time,
 	// which bounds what the reader buffers. Zero means DefaultReadBatch.
 	Batch int
@@ -215,6 +219,7 @@ func consumerConfig(opts ReadOptions) (jetstream.OrderedConsumerConfig, int, err
 		}
 	}
 	cfg.FilterSubjects = opts.Filters
+	cfg.HeadersOnly = opts.HeadersOnly
 	return cfg, batch, nil
 }
 
