@@ -63,17 +63,24 @@ func Setup(ctx context.Context, opts Options) (SetupResult, error) {
 		return res, fmt.Errorf("setup of source %q: %w", opts.Source, err)
 	}
 
-	if opts.Snapshot.Enabled {
+	exists, err := inspectSlot(ctx, conn, opts.Slot)
+	switch {
+	case err != nil:
+		return res, fmt.Errorf("setup of source %q: %w", opts.Source, err)
+	case exists:
+	case opts.Snapshot.Enabled:
 		// Capture creates the slot itself, with the exported snapshot its
 		// initial copy reads under.
 		res.SlotDeferred = true
-		return res, nil
+	default:
+		_, err := conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, opts.Slot)
+		if err != nil {
+			return res, privilegeHint(fmt.Errorf("setup of source %q: create replication slot %s: %w",
+				opts.Source, opts.Slot, err),
+				"the role needs the REPLICATION attribute (ALTER ROLE … REPLICATION) and the server wal_level = logical")
+		}
+		res.SlotCreated = true
 	}
-	created, err := ensureSlot(ctx, conn, opts.Slot)
-	if err != nil {
-		return res, fmt.Errorf("setup of source %q: %w", opts.Source, err)
-	}
-	res.SlotCreated = created
 	return res, nil
 }
 
@@ -183,20 +190,14 @@ func syncPublications(ctx context.Context, tx pgx.Tx, opts Options, res *SetupRe
 		FROM pg_publication_tables WHERE pubname = $1`, opts.keylessPublication()).Scan(&res.Keyless)
 }
 
-// ensureSlot creates the logical slot when missing and checks an existing
-// one uses pgoutput in this database.
-func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (bool, error) {
-	var plugin, db string
-	var current string
+// inspectSlot reports whether the slot exists, and checks that an
+// existing one uses pgoutput in this database.
+func inspectSlot(ctx context.Context, conn *pgx.Conn, slot string) (bool, error) {
+	var plugin, db, current string
 	err := conn.QueryRow(ctx, `SELECT coalesce(s.plugin, ''), coalesce(s.database, ''), current_database()
 		FROM pg_replication_slots s WHERE s.slot_name = $1`, slot).Scan(&plugin, &db, &current)
 	if errors.Is(err, pgx.ErrNoRows) {
-		_, err := conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
-		if err != nil {
-			return false, privilegeHint(fmt.Errorf("create replication slot %s: %w", slot, err),
-				"the role needs the REPLICATION attribute (ALTER ROLE … REPLICATION) and the server wal_level = logical")
-		}
-		return true, nil
+		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("inspect replication slot %s: %w", slot, err)
@@ -205,7 +206,7 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (bool, error) 
 		return false, fmt.Errorf("replication slot %s exists for plugin %q in database %q; pgtide needs a pgoutput slot "+
 			"in database %q: drop it or name another slot in the source's config", slot, plugin, db, current)
 	}
-	return false, nil
+	return true, nil
 }
 
 // privilegeHint appends hint to err when err is a permission error.

@@ -185,6 +185,13 @@ func (n *node) captureOptions(s config.SourceConfig, m *capture.Metrics) capture
 			MaxAge:   time.Duration(s.Retention.MaxAge),
 			MaxBytes: int64(s.Retention.MaxBytes),
 		},
+		Snapshot: capture.SnapshotOptions{
+			Enabled:       s.Snapshot == config.SnapshotInitial,
+			Tables:        s.SnapshotTables,
+			Workers:       s.SnapshotWorkers,
+			ChunkRows:     s.SnapshotChunkRows,
+			RowsPerSecond: s.SnapshotRowsPerSecond,
+		},
 		Logger:  n.logger.With("component", "capture"),
 		Metrics: m,
 	}

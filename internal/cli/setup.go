@@ -61,7 +61,9 @@ func (e *env) runSetup(ctx context.Context, cfg config.Config, sources []config.
 
 // printSetup writes what capture.Setup did for source s.
 func printSetup(w io.Writer, s config.SourceConfig, res capture.SetupResult) {
-	if res.SlotCreated {
+	if res.SlotDeferred {
+		fmt.Fprintf(w, "  slot %s: created by capture on its first start, with the initial snapshot\n", s.Slot)
+	} else if res.SlotCreated {
 		fmt.Fprintf(w, "  slot %s: created\n", s.Slot)
 	} else {
 		fmt.Fprintf(w, "  slot %s: exists\n", s.Slot)

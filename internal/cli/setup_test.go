@@ -13,12 +13,12 @@ func TestSetup(t *testing.T) {
 	// the test's own database.
 	db, dsn := createDB(t, "kl")
 	execSQL(t, db, `CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE events (msg text)`)
-	cfg := writeConfig(t, "sources:\n  - name: "+db+"\n    dsn: "+dsn+"\n")
-
-	r := mustRun(t, "setup", "--config", cfg)
+	// With the default initial snapshot, capture creates the slot.
+	cfgSnap := writeConfig(t, "sources:\n  - name: "+db+"\n    dsn: "+dsn+"\n")
+	r := mustRun(t, "setup", "--config", cfgSnap)
 	for _, want := range []string{
 		"source " + db + " (",
-		"slot pgtide_" + db + ": created",
+		"slot pgtide_" + db + ": created by capture on its first start",
 		"publication: add to pgtide_" + db + ": public.orders",
 		"WARNING: table public.events has no primary key or replica identity: " +
 			"only INSERT and TRUNCATE are captured; add a primary key or set keyless: full",
@@ -28,7 +28,13 @@ func TestSetup(t *testing.T) {
 		}
 	}
 
-	// Setup is idempotent: a second run changes nothing and still warns.
+	// Without a snapshot setup creates the slot; a second run changes
+	// nothing and still warns.
+	cfg := writeConfig(t, "sources:\n  - name: "+db+"\n    dsn: "+dsn+"\n    snapshot: \"off\"\n")
+	r = mustRun(t, "setup", "--config", cfg)
+	if want := "slot pgtide_" + db + ": created\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("setup output lacks %q:\n%s", want, r.stdout)
+	}
 	r = mustRun(t, "setup", "--config", cfg, "--source", db)
 	for _, want := range []string{
 		"slot pgtide_" + db + ": exists",

@@ -20,7 +20,9 @@ const (
 	DefaultMaxRetainedWAL    = 16 * GiB
 	DefaultStatusInterval    = Duration(time.Second)
 	DefaultRetentionMaxAge   = Duration(168 * time.Hour)
-	DefaultSnapshot          = SnapshotOff
+	DefaultSnapshot          = SnapshotInitial
+	DefaultSnapshotWorkers   = 2
+	DefaultSnapshotChunkRows = 250000
 )
 
 // Off is the value of a listen address that disables the listener.
@@ -36,9 +38,16 @@ const (
 	KeylessFull = "full"
 )
 
-// SnapshotOff is the only value of [SourceConfig.Snapshot] supported so far:
-// capture starts at the slot's position without copying existing rows.
-const SnapshotOff = "off"
+// The values of [SourceConfig.Snapshot].
+const (
+	// SnapshotInitial copies the rows that exist when capture first
+	// creates the source's slot into the log, as read records, before the
+	// first streamed change.
+	SnapshotInitial = "initial"
+	// SnapshotOff starts at the slot's position without copying existing
+	// rows.
+	SnapshotOff = "off"
+)
 
 // Config is the whole pgtide configuration. The zero value is not valid;
 // start from [Default], [Parse] or [Load].
@@ -202,9 +211,27 @@ type SourceConfig struct {
 	// Retention bounds how much change history the log keeps.
 	Retention Retention `yaml:"retention"`
 
-	// Snapshot selects the initial snapshot of existing rows. Only
-	// [SnapshotOff] (the default) is supported so far.
+	// Snapshot selects the initial snapshot of existing rows:
+	// [SnapshotInitial] (the default) or [SnapshotOff]. It takes effect
+	// when capture creates the slot.
 	Snapshot string `yaml:"snapshot"`
+
+	// SnapshotTables are globs, like Tables, limiting which captured
+	// tables the initial snapshot copies. Empty (the default) copies all.
+	SnapshotTables []string `yaml:"snapshot_tables"`
+
+	// SnapshotWorkers is the number of connections reading in parallel,
+	// 1 to 32. Default 2.
+	SnapshotWorkers int `yaml:"snapshot_workers"`
+
+	// SnapshotChunkRows is the estimated number of rows per chunk, the
+	// unit of parallel work and of resumption; at least 1000. Default
+	// 250000.
+	SnapshotChunkRows int `yaml:"snapshot_chunk_rows"`
+
+	// SnapshotRowsPerSecond throttles the snapshot's reads from the
+	// source; 0 (the default) is unlimited.
+	SnapshotRowsPerSecond int `yaml:"snapshot_rows_per_second"`
 
 	// given holds the keys of this source given explicitly in the file,
 	// relative to the source ("retention.max_age").

@@ -85,6 +85,12 @@ func (s *SourceConfig) applyDefaults() {
 	if s.Snapshot == "" && !s.given["snapshot"] {
 		s.Snapshot = DefaultSnapshot
 	}
+	if s.SnapshotWorkers == 0 && !s.given["snapshot_workers"] {
+		s.SnapshotWorkers = DefaultSnapshotWorkers
+	}
+	if s.SnapshotChunkRows == 0 && !s.given["snapshot_chunk_rows"] {
+		s.SnapshotChunkRows = DefaultSnapshotChunkRows
+	}
 }
 
 // defaultObjectName derives the default slot and publication name of a

@@ -50,7 +50,9 @@ func TestApplyDefaults_source(t *testing.T) {
 		MaxRetainedWAL:    16 << 30,
 		StatusInterval:    Duration(time.Second),
 		Retention:         Retention{MaxAge: Duration(168 * time.Hour)},
-		Snapshot:          "off",
+		Snapshot:          "initial",
+		SnapshotWorkers:   2,
+		SnapshotChunkRows: 250000,
 	}
 	if !reflect.DeepEqual(c.Sources[0], want) {
 		t.Errorf("defaulted source =\n %+v\nwant\n %+v", c.Sources[0], want)

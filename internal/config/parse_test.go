@@ -96,6 +96,8 @@ func TestParse_full(t *testing.T) {
 		StatusInterval:    Duration(5 * time.Second),
 		Retention:         Retention{MaxAge: 0, MaxBytes: 100 * GiB},
 		Snapshot:          SnapshotOff,
+		SnapshotWorkers:   2,
+		SnapshotChunkRows: 250000,
 	}
 	on := true
 	want1 := SourceConfig{
@@ -110,7 +112,9 @@ func TestParse_full(t *testing.T) {
 		MaxRetainedWAL:    DefaultMaxRetainedWAL,
 		StatusInterval:    DefaultStatusInterval,
 		Retention:         Retention{MaxAge: DefaultRetentionMaxAge},
-		Snapshot:          SnapshotOff,
+		Snapshot:          SnapshotInitial,
+		SnapshotWorkers:   DefaultSnapshotWorkers,
+		SnapshotChunkRows: DefaultSnapshotChunkRows,
 	}
 	for i, want := range []SourceConfig{want0, want1} {
 		got := c.Sources[i]
@@ -320,7 +324,9 @@ func TestParse_errors(t *testing.T) {
 			`write "168h" instead`, 5},
 		{"retention_small", srcYAML("retention: {max_bytes: 1KiB}"),
 			"sources[0].retention.max_bytes", "use 0 (no cap) or at least 1MiB", 4},
-		{"snapshot", srcYAML("snapshot: initial"), "sources[0].snapshot", "initial snapshots arrive with issue #3", 4},
+		{"snapshot", srcYAML("snapshot: full"), "sources[0].snapshot", `"full" is not a snapshot mode`, 4},
+		{"snapshot_workers", srcYAML("snapshot_workers: 99"), "sources[0].snapshot_workers", "use 1 to 32", 4},
+		{"snapshot_chunk_rows", srcYAML("snapshot_chunk_rows: 10"), "sources[0].snapshot_chunk_rows", "at least 1000", 4},
 
 		{"unknown_top", "colour: blue", "colour", "unknown key: the keys here are admin, data_dir, log, nats, sources", 1},
 		{"typo", srcYAML("hearbeat_interval: 5s"), "sources[0].hearbeat_interval",

@@ -194,9 +194,18 @@ func (s *SourceConfig) validate(p *problems, path string) {
 		p.add(at("retention.max_bytes"), "%s is out of range: use 0 (no cap) or at least 1MiB", b)
 	}
 
-	if s.Snapshot != SnapshotOff {
-		p.add(at("snapshot"), "%s is not supported yet: initial snapshots arrive with issue #3; "+
-			"use %q or leave the key out", quote(s.Snapshot), SnapshotOff)
+	if s.Snapshot != SnapshotOff && s.Snapshot != SnapshotInitial {
+		p.add(at("snapshot"), "%s is not a snapshot mode: use %q (copy existing rows first) or %q",
+			quote(s.Snapshot), SnapshotInitial, SnapshotOff)
+	}
+	if s.SnapshotWorkers < 1 || s.SnapshotWorkers > 32 {
+		p.add(at("snapshot_workers"), "%d is out of range: use 1 to 32", s.SnapshotWorkers)
+	}
+	if s.SnapshotChunkRows < 1000 {
+		p.add(at("snapshot_chunk_rows"), "%d is too small: use at least 1000", s.SnapshotChunkRows)
+	}
+	if s.SnapshotRowsPerSecond < 0 {
+		p.add(at("snapshot_rows_per_second"), "%d is negative: use 0 for no limit", s.SnapshotRowsPerSecond)
 	}
 }
 
