@@ -1,0 +1,300 @@
+// Command proxy measures pgtide's offline-database proxy against a
+// direct connection and against PgBouncer in session mode, and the time
+// from connection to first result for a dataset no instance serves yet.
+//
+// One run:
+//
+//  1. starts a throwaway source cluster and fills database bench with
+//     pgbench -i -s <scale> (scale 70 is about 1 GB);
+//  2. takes a snapshot of it (no masking rules, so the snapshot is the
+//     plain copy) and starts the proxy on it;
+//  3. times pgx connect + SELECT 1 through the proxy with no instance
+//     running (copy, start, connect), best of -cold-reps; the reference
+//     is a plain `cp -a` of the snapshot plus a server start and the
+//     same query;
+//  4. with the instance up, runs pgbench select-only (-S) and TPC-B-like
+//     for -duration each, -clients clients, directly to the instance over
+//     TCP, through the proxy, and through PgBouncer (session mode, on the
+//     instance's Unix socket).
+//
+// Usage:
+//
+//	go run ./bench/proxy [-scale 70] [-duration 10s] [-clients 4] [-cold-reps 3] [-keep]
+//
+// PgBouncer comes from the distribution: apt-get install -y pgbouncer.
+// The last lines are RESULT lines; see docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgtide/pgtide/internal/instance/pgproc"
+	"github.com/pgtide/pgtide/internal/pgtest"
+	"github.com/pgtide/pgtide/internal/proxy"
+	"github.com/pgtide/pgtide/internal/snapshot"
+)
+
+const password = "bench-secret"
+
+func main() {
+	scale := flag.Int("scale", 70, "pgbench scale of the dataset (70 ≈ 1 GB)")
+	duration := flag.Duration("duration", 10*time.Second, "length of each pgbench run")
+	clients := flag.Int("clients", 4, "pgbench clients")
+	coldReps := flag.Int("cold-reps", 3, "cold connects to time (best kept)")
+	keep := flag.Bool("keep", false, "keep the data directory")
+	flag.Parse()
+
+	if err := run(*scale, *duration, *clients, *coldReps, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(scale int, duration time.Duration, clients, coldReps int, keep bool) error {
+	ctx := context.Background()
+
+	if _, err := exec.LookPath("pgbouncer"); err != nil {
+		if _, err := os.Stat("/usr/sbin/pgbouncer"); err != nil {
+			return errors.New("pgbouncer not found: install it with `apt-get install -y pgbouncer`")
+		}
+	}
+
+	src, err := pgtest.StartCluster(ctx, pgtest.Options{Settings: map[string]string{
+		"max_wal_size": "4GB", "checkpoint_timeout": "30min",
+	}})
+	if err != nil {
+		return err
+	}
+	defer src.Stop(context.Background())
+
+	if err := src.CreateDatabase(ctx, "bench"); err != nil {
+		return err
+	}
+
+	step := time.Now()
+	if out, err := src.Command(ctx, "pgbench", "-i", "-q", "-s", fmt.Sprint(scale), "bench").CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbench -i: %w: %s", err, out)
+	}
+
+	fmt.Printf("dataset: pgbench scale %d loaded in %s\n", scale, time.Since(step).Round(time.Second))
+
+	dir, err := os.MkdirTemp("", "pgtide-bench-proxy-")
+	if err != nil {
+		return err
+	}
+
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+
+	cfg := proxy.Config{
+		Listen:    "127.0.0.1:0",
+		DataDir:   dir,
+		Users:     map[string]string{"bench": password},
+		Datasets:  map[string]proxy.Dataset{"bench": {Dataset: snapshot.Dataset{Source: src.DSN("bench")}}},
+		Instances: proxy.InstanceLimits{TCP: true, Settings: map[string]string{"shared_buffers": "256MB"}},
+		Logger:    slog.New(slog.DiscardHandler),
+	}
+
+	snaps, err := snapshot.New(cfg.SnapshotConfig())
+	if err != nil {
+		return err
+	}
+
+	step = time.Now()
+	snap, err := snaps.Create(ctx, "bench")
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("snapshot: %s, %.2f GB, taken in %s\n", snap.ID, float64(snap.Size)/1e9, time.Since(step).Round(time.Millisecond))
+
+	// The source is no longer needed; stop it so it does not compete.
+	_ = src.Stop(ctx)
+
+	refCold, err := plainCold(ctx, snap, dir, coldReps)
+	if err != nil {
+		return err
+	}
+
+	srv, err := proxy.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+
+	go func() { _ = srv.Serve(context.Background()) }()
+	defer srv.Shutdown(context.Background())
+
+	proxyCold, err := proxyColdConnect(ctx, srv, coldReps)
+	if err != nil {
+		return err
+	}
+
+	// Keep one session open so the instance stays up for the TPS runs.
+	hold, err := pgx.Connect(ctx, proxyDSN(srv))
+	if err != nil {
+		return err
+	}
+	defer hold.Close(context.Background())
+
+	ep, err := endpointOf(srv)
+	if err != nil {
+		return err
+	}
+
+	bouncer, err := startBouncer(ctx, dir, ep)
+	if err != nil {
+		return err
+	}
+	defer bouncer.stop()
+
+	targets := []target{
+		{name: "direct", env: []string{"PGHOST=127.0.0.1", "PGPORT=" + ep.port, "PGUSER=pgtide_analyst"}},
+		{name: "pgtide", env: proxyEnv(srv)},
+		{name: "pgbouncer", env: []string{"PGHOST=127.0.0.1", "PGPORT=" + bouncer.port, "PGUSER=pgtide_analyst"}},
+	}
+
+	results := map[string]float64{}
+	for _, mode := range []string{"select_only", "tpcb_like"} {
+		for _, tg := range targets {
+			tps, err := pgbench(ctx, tg, mode, duration, clients)
+			if err != nil {
+				return err
+			}
+
+			results[mode+"/"+tg.name] = tps
+			fmt.Printf("%-12s %-10s %10.0f tps\n", mode, tg.name, tps)
+		}
+	}
+
+	for _, mode := range []string{"select_only", "tpcb_like"} {
+		d, p, b := results[mode+"/direct"], results[mode+"/pgtide"], results[mode+"/pgbouncer"]
+		fmt.Printf("%s: pgtide/direct = %.2f, pgbouncer/direct = %.2f\n", mode, p/d, b/d)
+	}
+
+	for _, mode := range []string{"select_only", "tpcb_like"} {
+		d, p, b := results[mode+"/direct"], results[mode+"/pgtide"], results[mode+"/pgbouncer"]
+		fmt.Printf("RESULT proxy_%s_tps pgtide=%.0f reference=%.0f unit=tps ratio=%.2f direct=%.0f\n", mode, p, b, p/b, d)
+	}
+
+	fmt.Printf("RESULT proxy_cold_connect_seconds pgtide=%.3f reference=%.3f unit=s ratio=%.2f\n",
+		proxyCold.Seconds(), refCold.Seconds(), refCold.Seconds()/proxyCold.Seconds())
+
+	return nil
+}
+
+func proxyDSN(srv *proxy.Server) string {
+	host, port, _ := strings.Cut(srv.Addr().String(), ":")
+	return fmt.Sprintf("host=%s port=%s user=bench password=%s dbname=bench sslmode=disable", host, port, password)
+}
+
+func proxyEnv(srv *proxy.Server) []string {
+	host, port, _ := strings.Cut(srv.Addr().String(), ":")
+	return []string{"PGHOST=" + host, "PGPORT=" + port, "PGUSER=bench", "PGPASSWORD=" + password}
+}
+
+// proxyColdConnect times connect + SELECT 1 through the proxy while no
+// instance runs, reps times, waiting for the instance to stop in between.
+func proxyColdConnect(ctx context.Context, srv *proxy.Server, reps int) (time.Duration, error) {
+	best := time.Duration(0)
+	for i := range reps {
+		start := time.Now()
+		conn, err := pgx.Connect(ctx, proxyDSN(srv))
+		if err != nil {
+			return 0, err
+		}
+
+		var one int
+		err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+		d := time.Since(start)
+		conn.Close(ctx)
+
+		if err != nil {
+			return 0, err
+		}
+
+		fmt.Printf("cold connect through pgtide #%d: %s\n", i+1, d.Round(time.Millisecond))
+		if best == 0 || d < best {
+			best = d
+		}
+
+		if i < reps-1 {
+			if err := stopAll(ctx, srv); err != nil {
+				return 0, err
+			}
+		}
+	}
+
+	return best, nil
+}
+
+// plainCold times `cp -a` of the snapshot, a server start with pg_ctl -w
+// and SELECT 1 over its socket: what a script without pgtide would do.
+func plainCold(ctx context.Context, snap snapshot.Snapshot, dir string, reps int) (time.Duration, error) {
+	runner, err := pgproc.NewRunner("")
+	if err != nil {
+		return 0, err
+	}
+
+	best := time.Duration(0)
+	for i := range reps {
+		base := filepath.Join(dir, fmt.Sprintf("plain-%d", i))
+		if err := os.Mkdir(base, 0o755); err != nil {
+			return 0, err
+		}
+
+		if err := runner.Chown(base); err != nil {
+			return 0, err
+		}
+
+		data := filepath.Join(base, "data")
+		start := time.Now()
+
+		if out, err := exec.CommandContext(ctx, "cp", "-a", snap.DataDir, data).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("cp: %w: %s", err, out)
+		}
+
+		err := runner.Run(ctx, "pg_ctl", nil, "start", "-w", "-D", data, "-l", filepath.Join(base, "log"),
+			"-o", "-c listen_addresses='' -c unix_socket_directories="+base+" -c port=5432")
+		if err != nil {
+			return 0, err
+		}
+
+		conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=bench sslmode=disable", base))
+		if err == nil {
+			var one int
+			err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+			conn.Close(ctx)
+		}
+
+		d := time.Since(start)
+		_ = runner.Run(ctx, "pg_ctl", nil, "stop", "-m", "immediate", "-D", data)
+		_ = os.RemoveAll(base)
+
+		if err != nil {
+			return 0, err
+		}
+
+		fmt.Printf("cold plain copy + start #%d: %s\n", i+1, d.Round(time.Millisecond))
+		if best == 0 || d < best {
+			best = d
+		}
+	}
+
+	return best, nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgtide/pgtide/internal/instance/pgproc"
+	"github.com/pgtide/pgtide/internal/proxy"
+)
+
+// target is one way to reach the instance, as libpq environment.
+type target struct {
+	name string
+	env  []string
+}
+
+var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
+
+// pgbench runs one pgbench of mode (select_only or tpcb_like) and returns
+// its TPS.
+func pgbench(ctx context.Context, tg target, mode string, d time.Duration, clients int) (float64, error) {
+	runner, err := pgproc.NewRunner("")
+	if err != nil {
+		return 0, err
+	}
+
+	args := []string{"-n", "-T", strconv.Itoa(int(d.Seconds())), "-c", strconv.Itoa(clients), "-j", "2"}
+	if mode == "select_only" {
+		args = append(args, "-S")
+	}
+
+	args = append(args, "bench")
+
+	cmd := exec.CommandContext(ctx, filepath.Join(runner.BinDir(), "pgbench"), args...)
+	cmd.Env = append(os.Environ(), "PGSSLMODE=disable")
+	cmd.Env = append(cmd.Env, tg.env...)
+
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench %s via %s: %w: %s", mode, tg.name, err, out)
+	}
+
+	m := tpsRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, fmt.Errorf("pgbench %s via %s: no tps in output: %s", mode, tg.name, out)
+	}
+
+	return strconv.ParseFloat(m[1], 64)
+}
+
+// endpoint is the instance's addresses.
+type endpoint struct {
+	sockDir string
+	port    string
+}
+
+func endpointOf(srv *proxy.Server) (endpoint, error) {
+	st := srv.Controller().Status()
+	if len(st) != 1 || st[0].TCPAddr == "" {
+		return endpoint{}, fmt.Errorf("want one TCP-enabled instance, have %+v", st)
+	}
+
+	_, port, _ := strings.Cut(st[0].TCPAddr, ":")
+
+	return endpoint{sockDir: st[0].Host, port: port}, nil
+}
+
+// stopAll waits until the proxy has released every connection, then
+// stops the idle instances.
+func stopAll(ctx context.Context, srv *proxy.Server) error {
+	for {
+		busy := false
+		for _, st := range srv.Controller().Status() {
+			busy = busy || st.Conns > 0
+		}
+
+		if !busy {
+			return srv.Controller().StopIdle(ctx)
+		}
+
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bouncer is a PgBouncer in session mode in front of the instance.
+type bouncer struct {
+	cmd  *exec.Cmd
+	port string
+}
+
+func (b *bouncer) stop() {
+	_ = b.cmd.Process.Kill()
+	_ = b.cmd.Wait()
+}
+
+// startBouncer runs PgBouncer (as the server user when root) on a free
+// loopback port, session pooling, trust auth, forwarding to the
+// instance's Unix socket.
+func startBouncer(ctx context.Context, dir string, ep endpoint) (*bouncer, error) {
+	runner, err := pgproc.NewRunner("")
+	if err != nil {
+		return nil, err
+	}
+
+	bdir := filepath.Join(dir, "pgbouncer")
+	if err := os.Mkdir(bdir, 0o755); err != nil {
+		return nil, err
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+
+	ini := fmt.Sprintf(`[databases]
+bench = host=%s port=%s dbname=bench user=pgtide_analyst
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s/userlist.txt
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 20
+logfile = %s/pgbouncer.log
+pidfile = %s/pgbouncer.pid
+`, ep.sockDir, ep.port, port, bdir, bdir, bdir)
+
+	if err := os.WriteFile(filepath.Join(bdir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
+		return nil, err
+	}
+
+	if err := os.WriteFile(filepath.Join(bdir, "userlist.txt"), []byte(`"pgtide_analyst" ""`+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+
+	if err := runner.Chown(bdir); err != nil {
+		return nil, err
+	}
+
+	bin, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		bin = "/usr/sbin/pgbouncer"
+	}
+
+	cmd := runner.Command(context.Background(), bin, nil, filepath.Join(bdir, "pgbouncer.ini"))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start pgbouncer: %w", err)
+	}
+
+	b := &bouncer{cmd: cmd, port: strconv.Itoa(port)}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := dialTCP("127.0.0.1:" + b.port)
+		if err == nil {
+			c.Close()
+			return b, nil
+		}
+
+		if time.Now().After(deadline) {
+			b.stop()
+			log, _ := os.ReadFile(filepath.Join(bdir, "pgbouncer.log"))
+			return nil, fmt.Errorf("pgbouncer did not start: %s", log)
+		}
+
+		time.Sleep(50 * time.Millisecond)
+	}
+}

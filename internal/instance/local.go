@@ -1,0 +1,448 @@
+package instance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgtide/pgtide/internal/instance/pgproc"
+)
+
+// LocalConfig configures a [Local] driver.
+type LocalConfig struct {
+	// DataDir is pgtide's data directory; instances live in
+	// DataDir/instances. Required. When running as root, the OS user
+	// postgres must be able to traverse it.
+	DataDir string
+
+	// BinDir holds the PostgreSQL programs. "" finds them.
+	BinDir string
+
+	// Settings are server parameters for every instance, over
+	// [DefaultSettings].
+	Settings map[string]string
+
+	// TCP makes instances listen on a free loopback port too, with trust
+	// authentication: anyone on this machine could then reach them
+	// without the proxy. Meant for benchmarks and debugging only.
+	TCP bool
+
+	// Logger receives lifecycle messages. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultSettings are the server parameters of instances: their data is
+// a disposable copy, so durability is off.
+var DefaultSettings = map[string]string{
+	"fsync":              "off",
+	"synchronous_commit": "off",
+	"full_page_writes":   "off",
+	"max_wal_senders":    "0",
+	"wal_level":          "minimal",
+	"log_min_messages":   "warning",
+}
+
+// Local runs instances as PostgreSQL processes on this machine. It is
+// safe for concurrent use. Only one Local may use a data directory at a
+// time: [NewLocal] fails while another process holds it.
+type Local struct {
+	cfg    LocalConfig
+	dir    string
+	runner *pgproc.Runner
+	log    *slog.Logger
+	lock   *os.File
+
+	// mu guards servers.
+	mu      sync.Mutex
+	servers map[string]*pgproc.Server
+}
+
+// state is an instance's state file, written before its server starts
+// and updated with the postmaster's pid, so a later process can find
+// what a crash left behind.
+type state struct {
+	ID        string    `json:"id"`
+	Dataset   string    `json:"dataset"`
+	Snapshot  string    `json:"snapshot"`
+	Owner     int       `json:"owner_pid"`
+	PID       int       `json:"pid,omitempty"`
+	SocketDir string    `json:"socket_dir"`
+	Started   time.Time `json:"started"`
+}
+
+// NewLocal returns a Local driver on cfg.DataDir/instances and locks that
+// directory for this process. It does not reconcile: the controller
+// calls [Local.Reconcile].
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("instance: data directory is required")
+	}
+
+	runner, err := pgproc.NewRunner(cfg.BinDir)
+	if err != nil {
+		return nil, err
+	}
+
+	dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "instances"))
+	if err != nil {
+		return nil, fmt.Errorf("instance: resolve data directory: %w", err)
+	}
+
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("instance: create %s: %w", dir, err)
+	}
+
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("instance: chmod %s: %w", dir, err)
+	}
+
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("instance: open lock: %w", err)
+	}
+
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("instance: %s is in use by another pgtide process: %w", dir, err)
+	}
+
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	return &Local{
+		cfg:     cfg,
+		dir:     dir,
+		runner:  runner,
+		log:     log,
+		lock:    lock,
+		servers: map[string]*pgproc.Server{},
+	}, nil
+}
+
+// Close releases the directory lock. It does not stop instances.
+func (l *Local) Close() error {
+	return l.lock.Close()
+}
+
+// Start copies the snapshot, starts a postmaster on a private socket,
+// waits for it and runs the startup scripts.
+func (l *Local) Start(ctx context.Context, spec Spec) (ep Endpoint, err error) {
+	dir := filepath.Join(l.dir, spec.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return Endpoint{}, fmt.Errorf("instance: create %s: %w", dir, err)
+	}
+
+	defer func() {
+		if err != nil {
+			_ = l.Stop(context.Background(), spec.ID)
+		}
+	}()
+
+	sock, err := l.socketDir(dir)
+	if err != nil {
+		return Endpoint{}, err
+	}
+
+	st := state{
+		ID:        spec.ID,
+		Dataset:   spec.Dataset,
+		Snapshot:  spec.SnapshotID,
+		Owner:     os.Getpid(),
+		SocketDir: sock,
+		Started:   time.Now().UTC(),
+	}
+	if err := writeState(dir, st); err != nil {
+		return Endpoint{}, err
+	}
+
+	// cp -a keeps the snapshot's owner, the server user, on the copy.
+	if err := l.runner.Chown(dir); err != nil {
+		return Endpoint{}, err
+	}
+
+	data := filepath.Join(dir, "data")
+	if err := copyDir(ctx, spec.SnapshotDir, data); err != nil {
+		return Endpoint{}, err
+	}
+
+	if err := l.runner.Chown(sock); err != nil {
+		return Endpoint{}, err
+	}
+
+	opts := pgproc.ServerOptions{
+		DataDir:   data,
+		SocketDir: sock,
+		Port:      5432,
+		Settings:  maps.Clone(DefaultSettings),
+	}
+	maps.Copy(opts.Settings, l.cfg.Settings)
+
+	if l.cfg.TCP {
+		hba := filepath.Join(data, "pg_hba.conf")
+		if err := appendFile(hba, "host all all 127.0.0.1/32 trust\n"); err != nil {
+			return Endpoint{}, err
+		}
+
+		opts.TCP = true
+		if opts.Port, err = freePort(); err != nil {
+			return Endpoint{}, err
+		}
+	}
+
+	srv, err := l.runner.Start(ctx, opts)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("instance: start %s: %w", spec.ID, err)
+	}
+
+	l.mu.Lock()
+	l.servers[spec.ID] = srv
+	l.mu.Unlock()
+
+	st.PID = srv.PID
+	if err := writeState(dir, st); err != nil {
+		return Endpoint{}, err
+	}
+
+	ep = Endpoint{Host: sock, Port: opts.Port, User: spec.Role, Database: spec.Database}
+	if l.cfg.TCP {
+		ep.TCPAddr = net.JoinHostPort("127.0.0.1", fmt.Sprint(opts.Port))
+	}
+
+	if err := runScripts(ctx, ep, spec); err != nil {
+		return Endpoint{}, err
+	}
+
+	return ep, nil
+}
+
+// runScripts runs the spec's startup scripts as its superuser.
+func runScripts(ctx context.Context, ep Endpoint, spec Spec) error {
+	if len(spec.StartupScripts) == 0 {
+		return nil
+	}
+
+	su := ep
+	su.User = spec.Superuser
+
+	conn, err := pgconn.Connect(ctx, su.DSN())
+	if err != nil {
+		return fmt.Errorf("instance: connect for startup scripts: %w", err)
+	}
+	defer conn.Close(context.Background())
+
+	for i, sql := range spec.StartupScripts {
+		if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+			return fmt.Errorf("instance: startup script %d: %w", i+1, err)
+		}
+	}
+
+	return nil
+}
+
+// Stop stops the instance's postmaster with an immediate shutdown (its
+// data is thrown away) and removes its directories.
+func (l *Local) Stop(ctx context.Context, id string) error {
+	l.mu.Lock()
+	srv := l.servers[id]
+	delete(l.servers, id)
+	l.mu.Unlock()
+
+	dir := filepath.Join(l.dir, id)
+
+	var errs []error
+	if srv != nil {
+		if err := srv.Stop(ctx, syscall.SIGQUIT); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if st, err := readState(dir); err == nil && st.SocketDir != "" {
+		_ = os.RemoveAll(st.SocketDir)
+	}
+
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, fmt.Errorf("instance: remove %s: %w", dir, err))
+	}
+
+	return errors.Join(errs...)
+}
+
+// Reconcile kills every postmaster running on a data directory under the
+// instances directory and removes every instance directory not started
+// by this driver. The lock taken in [NewLocal] guarantees no other live
+// process owns them.
+func (l *Local) Reconcile(ctx context.Context) ([]string, error) {
+	l.mu.Lock()
+	mine := maps.Clone(l.servers)
+	l.mu.Unlock()
+
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("instance: list %s: %w", l.dir, err)
+	}
+
+	var errs []error
+	for _, pid := range pgproc.Postmasters(l.dir) {
+		owned := false
+		for _, s := range mine {
+			owned = owned || s.PID == pid
+		}
+
+		if !owned {
+			l.log.WarnContext(ctx, "killing orphan postmaster", "pid", pid)
+			errs = append(errs, pgproc.Kill(pid))
+		}
+	}
+
+	var removed []string
+	for _, e := range entries {
+		if !e.IsDir() || mine[e.Name()] != nil {
+			continue
+		}
+
+		dir := filepath.Join(l.dir, e.Name())
+		if st, err := readState(dir); err == nil {
+			if pgproc.Alive(st.PID) {
+				errs = append(errs, pgproc.Kill(st.PID))
+			}
+
+			if st.SocketDir != "" {
+				_ = os.RemoveAll(st.SocketDir)
+			}
+		}
+
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("instance: remove %s: %w", dir, err))
+			continue
+		}
+
+		l.log.InfoContext(ctx, "removed orphan instance", "instance", e.Name())
+		removed = append(removed, e.Name())
+	}
+
+	return removed, errors.Join(errs...)
+}
+
+// socketDir creates the instance's private socket directory: inside the
+// instance directory, or a short temporary one when the socket path would
+// exceed the platform limit.
+func (l *Local) socketDir(dir string) (string, error) {
+	sock := filepath.Join(dir, "sock")
+	if len(sock)+len("/.s.PGSQL.65535") >= 100 {
+		d, err := os.MkdirTemp("", "pgtide-")
+		if err != nil {
+			return "", fmt.Errorf("instance: create socket directory: %w", err)
+		}
+
+		return d, nil
+	}
+
+	if err := os.Mkdir(sock, 0o700); err != nil {
+		return "", fmt.Errorf("instance: create socket directory: %w", err)
+	}
+
+	return sock, nil
+}
+
+// copyDir copies a stopped data directory, sharing blocks where the file
+// system supports reflinks.
+func copyDir(ctx context.Context, src, dst string) error {
+	out, err := exec.CommandContext(ctx, "cp", "--reflink=auto", "-a", src, dst).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("instance: copy snapshot %s: %w: %s", src, err, out)
+	}
+
+	return nil
+}
+
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("instance: open %s: %w", path, err)
+	}
+
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+
+	if err != nil {
+		return fmt.Errorf("instance: append to %s: %w", path, err)
+	}
+
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("instance: find a free port: %w", err)
+	}
+	defer ln.Close()
+
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func writeState(dir string, st state) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("instance: encode state: %w", err)
+	}
+
+	tmp := filepath.Join(dir, "state.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("instance: write state: %w", err)
+	}
+
+	if err := os.Rename(tmp, filepath.Join(dir, "state.json")); err != nil {
+		return fmt.Errorf("instance: write state: %w", err)
+	}
+
+	return nil
+}
+
+func readState(dir string) (state, error) {
+	var st state
+
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return st, fmt.Errorf("instance: read state: %w", err)
+	}
+
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("instance: decode state: %w", err)
+	}
+
+	return st, nil
+}
+
+// SnapshotsInUse returns the IDs of snapshots that instances of live
+// processes under dataDir/instances use. Another process (such as
+// `pgtide snapshot prune`) uses it to spare those snapshots.
+func SnapshotsInUse(dataDir string) map[string]bool {
+	dir := filepath.Join(dataDir, "instances")
+	entries, _ := os.ReadDir(dir)
+
+	used := map[string]bool{}
+	for _, e := range entries {
+		if st, err := readState(filepath.Join(dir, e.Name())); err == nil && pgproc.Alive(st.Owner) {
+			used[st.Snapshot] = true
+		}
+	}
+
+	return used
+}

@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/pgtide/pgtide/internal/proxy/scram"
+	"github.com/pgtide/pgtide/internal/snapshot"
+)
+
+// Config configures a [Server]. Zero values mean the defaults given.
+type Config struct {
+	// Listen is the TCP address to accept clients on. "" means
+	// 127.0.0.1:6433.
+	Listen string
+
+	// TLSCertFile and TLSKeyFile enable TLS for clients that ask for it
+	// (SSLRequest). Without them, SSLRequest is answered 'N'.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// TLSConfig, when set, is used instead of the files.
+	TLSConfig *tls.Config
+
+	// Users are the proxy's own users: name → SCRAM-SHA-256 verifier in
+	// PostgreSQL's text form, or a plain password (hashed when loaded).
+	// They are independent of the roles inside instances.
+	Users map[string]string
+
+	// DataDir is pgtide's data directory: snapshots/ and instances/ live
+	// there. Required.
+	DataDir string
+
+	// BinDir holds the PostgreSQL programs. "" finds them.
+	BinDir string
+
+	// Datasets are the datasets clients may connect to, by name.
+	Datasets map[string]Dataset
+
+	// Instances are the resource controller's limits.
+	Instances InstanceLimits
+
+	// BootTimeout is how long a client waits for an instance to boot.
+	// Zero means 60 s.
+	BootTimeout time.Duration
+
+	// HandshakeTimeout bounds TLS, startup and authentication. Zero
+	// means 15 s.
+	HandshakeTimeout time.Duration
+
+	// MaxConnections caps client connections; MaxUserConnections caps
+	// them per user. Zero means 200 and no per-user cap.
+	MaxConnections     int
+	MaxUserConnections int
+
+	// Audit logs every statement clients send (simple Query and Parse
+	// messages) with user, dataset and connection to AuditLogger (nil:
+	// Logger). Off by default: bytes are then relayed unparsed.
+	Audit       bool
+	AuditLogger *slog.Logger
+
+	// Metrics receives the proxy's metrics. Nil keeps unregistered ones.
+	Metrics *Metrics
+
+	// Logger receives lifecycle and per-connection (debug) messages.
+	// Nil discards them.
+	Logger *slog.Logger
+}
+
+// Dataset is one dataset the proxy serves.
+type Dataset struct {
+	// Dataset is the snapshot configuration: source, masking, retention.
+	snapshot.Dataset
+
+	// Live is the connection string used for "<dataset>@live". "" means
+	// Source. Give it a read-only role: the proxy sets
+	// default_transaction_read_only, which a client can turn off.
+	Live string
+
+	// StartupScripts run as the superuser in every new instance.
+	StartupScripts []string
+}
+
+// InstanceLimits configure the resource controller.
+type InstanceLimits struct {
+	// Max caps instances at once. Zero means 8.
+	Max int
+
+	// MaxPerUser caps the instances one user holds connections to.
+	// Zero means no cap.
+	MaxPerUser int
+
+	// IdleTimeout stops an instance this long after its last connection
+	// ended. Zero means 5 minutes.
+	IdleTimeout time.Duration
+
+	// Private gives every user their own instances instead of sharing
+	// one per dataset and snapshot.
+	Private bool
+
+	// Settings are server parameters for every instance.
+	Settings map[string]string
+
+	// TCP makes instances listen on a loopback port as well (trust
+	// authentication, for benchmarks and debugging only).
+	TCP bool
+}
+
+// SnapshotConfig returns the snapshot manager configuration matching cfg,
+// for `pgtide snapshot` commands that run without a proxy.
+func (cfg Config) SnapshotConfig() snapshot.Config {
+	sc := snapshot.Config{DataDir: cfg.DataDir, BinDir: cfg.BinDir, Logger: cfg.Logger, Datasets: map[string]snapshot.Dataset{}}
+	for name, ds := range cfg.Datasets {
+		sc.Datasets[name] = ds.Dataset
+	}
+
+	return sc
+}
+
+// loadUsers turns the configured users into verifiers.
+func loadUsers(users map[string]string) (map[string]scram.Verifier, error) {
+	out := make(map[string]scram.Verifier, len(users))
+	for name, secret := range users {
+		if name == "" {
+			return nil, fmt.Errorf("proxy: a user has an empty name")
+		}
+
+		if strings.HasPrefix(secret, scram.Mechanism+"$") {
+			v, err := scram.ParseVerifier(secret)
+			if err != nil {
+				return nil, fmt.Errorf("proxy: user %s: %w", name, err)
+			}
+
+			out[name] = v
+
+			continue
+		}
+
+		if secret == "" {
+			return nil, fmt.Errorf("proxy: user %s has an empty password", name)
+		}
+
+		v, err := scram.NewVerifier(secret, 0)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: user %s: %w", name, err)
+		}
+
+		out[name] = v
+	}
+
+	return out, nil
+}
