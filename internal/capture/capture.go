@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,13 @@ type Capture struct {
 	snapRows      atomic.Int64
 	snapEstimated atomic.Int64
 	snapStarted   atomic.Int64 // unix nanoseconds; 0 when none ran
+
+	// backfillMu serializes changes to the backfill queue in the log.
+	backfillMu sync.Mutex
+	// backfillWake tells the running session of a newly queued backfill.
+	backfillWake   chan struct{}
+	backfillStatus atomic.Pointer[[]BackfillStatus]
+	windowSeq      atomic.Uint64
 }
 
 // PermanentError is an error that restarting capture cannot fix: the
@@ -56,9 +64,10 @@ func New(opts Options) (*Capture, error) {
 		return nil, fmt.Errorf("capture of %q: no change log given", opts.Source)
 	}
 	return &Capture{
-		opts: opts,
-		log:  opts.Logger.With("source", opts.Source, "slot", opts.Slot),
-		m:    opts.Metrics.forSource(opts.Source),
+		opts:         opts,
+		log:          opts.Logger.With("source", opts.Source, "slot", opts.Slot),
+		m:            opts.Metrics.forSource(opts.Source),
+		backfillWake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -74,6 +83,8 @@ type Status struct {
 	LastError    string
 	// Snapshot is the progress of this process's latest snapshot run.
 	Snapshot *SnapshotStatus `json:",omitempty"`
+	// Backfills lists the queued and running backfills, per table.
+	Backfills []BackfillStatus `json:",omitempty"`
 }
 
 // SnapshotStatus is the progress of a snapshot.
@@ -93,6 +104,9 @@ func (c *Capture) Status() Status {
 	}
 	if e := c.lastErr.Load(); e != nil {
 		s.LastError = *e
+	}
+	if b := c.backfillStatus.Load(); b != nil {
+		s.Backfills = *b
 	}
 	if c.snapStarted.Load() != 0 {
 		s.Snapshot = &SnapshotStatus{RowsDone: c.snapRows.Load(), RowsEstimated: c.snapEstimated.Load(),

@@ -39,6 +39,7 @@ func (s *session) decode(ctx context.Context, data []byte) error {
 			return err
 		}
 		s.rels[m.ID] = rel
+		s.windows.invalidate(rel.schema, rel.table)
 	case msgInsert, msgUpdate, msgDelete:
 		return s.row(ctx, data[0], body)
 	case msgTruncate:
@@ -47,9 +48,15 @@ func (s *session) decode(ctx context.Context, data []byte) error {
 			return err
 		}
 		return s.truncate(ctx, m)
-	case msgType, msgOrigin, msgMessage:
-		// Type names come from the catalog; origins and logical messages
-		// are not part of the change stream.
+	case msgMessage:
+		m, err := decodeMessage(body)
+		if err != nil {
+			return err
+		}
+		return s.watermark(ctx, m)
+	case msgType, msgOrigin:
+		// Type names come from the catalog; origins are not part of the
+		// change stream.
 	default:
 		return fmt.Errorf("unknown pgoutput message type %q", data[0])
 	}
@@ -107,6 +114,7 @@ func (s *session) row(ctx context.Context, kind byte, body []byte) error {
 	for _, i := range m.Unchanged {
 		row.Unchanged = append(row.Unchanged, rel.columns[i].Name)
 	}
+	s.windows.noteChange(rel, &row)
 	op, err := s.resumedOp(ctx, rel, opOf[kind], &row)
 	if op == "" || err != nil {
 		return err
@@ -220,6 +228,7 @@ func (s *session) commit(ctx context.Context, m commitMsg) error {
 	if s.tx.published == 0 {
 		s.track.idle(m.EndLSN, time.Now())
 	}
+	s.windows.committed()
 	s.inTx = false
 	s.lastCommit = s.tx.commitTime
 	s.c.m.transactions.Inc()
@@ -235,6 +244,7 @@ func (s *session) truncate(ctx context.Context, m truncateMsg) error {
 		if rel.ddlLog {
 			continue
 		}
+		s.windows.invalidate(rel.schema, rel.table)
 		if op, err := s.resumedOp(ctx, rel, change.OpTruncate, nil); err != nil {
 			return err
 		} else if op == "" {

@@ -69,6 +69,13 @@ func (e *testEnv) setup(t *testing.T) SetupResult {
 // start runs capture until the test ends or the returned stop is called.
 func (e *testEnv) start(t *testing.T) (stop func()) {
 	t.Helper()
+	_, stop = e.startCapture(t)
+	return stop
+}
+
+// startCapture is start, also returning the running capture.
+func (e *testEnv) startCapture(t *testing.T) (*Capture, func()) {
+	t.Helper()
 	c, err := New(e.opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -77,7 +84,7 @@ func (e *testEnv) start(t *testing.T) (stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	stopped := false
-	stop = func() {
+	stop := func() {
 		if stopped {
 			return
 		}
@@ -88,7 +95,7 @@ func (e *testEnv) start(t *testing.T) (stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return stop
+	return c, stop
 }
 
 // records reads every record of the source's log.

@@ -325,3 +325,20 @@ func decodeTruncate(body []byte) (truncateMsg, error) {
 	}
 	return m, r.done("Truncate")
 }
+
+// logicalMsg is a decoded logical decoding Message.
+type logicalMsg struct {
+	Transactional bool
+	Prefix        string
+	Content       []byte
+}
+
+func decodeMessage(body []byte) (logicalMsg, error) {
+	r := reader{buf: body}
+	m := logicalMsg{Transactional: r.byte("flags")&1 == 1}
+	r.uint64("lsn")
+	m.Prefix = r.string("prefix")
+	n := r.uint32("content length")
+	m.Content = r.bytes(int(n), "content")
+	return m, r.done("Message")
+}

@@ -58,6 +58,13 @@ type session struct {
 	lastCommit time.Time
 	// filter skips changes a resumed snapshot already holds; nil when none.
 	filter *streamFilter
+	// messages is true when the server sends logical messages (14+),
+	// which online backfills need.
+	messages bool
+	// windows are the open backfill chunks (see backfill.go).
+	windows *windows
+	// wg tracks the session's goroutines; close waits for them.
+	wg sync.WaitGroup
 }
 
 type txState struct {
@@ -83,18 +90,16 @@ func (c *Capture) runSession(ctx context.Context) (err error) {
 		return err
 	}
 
-	var wg sync.WaitGroup
 	monCtx, stopMonitor := context.WithCancel(ctx)
 	fatal := make(chan error, 1)
-	wg.Add(2)
-	go func() { defer wg.Done(); s.ackLoop() }()
-	go func() { defer wg.Done(); s.monitor(monCtx, fatal) }()
-	// The ack loop ends when the publisher closes; close it before waiting.
+	s.wg.Go(func() { s.monitor(monCtx, fatal) })
+	if s.messages {
+		s.windows = newWindows()
+		s.wg.Go(func() { s.backfillRunner(monCtx) })
+	}
 	defer func() {
 		stopMonitor()
 		s.settle(ctx)
-		s.pub.Close()
-		wg.Wait()
 	}()
 
 	c.ready.Store(true)
@@ -138,6 +143,7 @@ func (s *session) open(ctx context.Context) error {
 	if s.pub, err = s.opts.Log.NewPublisher(ctx, s.opts.Source, s.opts.MaxPending); err != nil {
 		return fmt.Errorf("open log publisher: %w", err)
 	}
+	s.wg.Go(s.ackLoop)
 	if err := s.readLogEnd(ctx); err != nil {
 		return err
 	}
@@ -213,11 +219,16 @@ func (s *session) startReplication(ctx context.Context) error {
 		"proto_version '1'",
 		fmt.Sprintf("publication_names '%s,%s'", s.opts.Publication, s.opts.keylessPublication()),
 	}
+	v, _ := strconv.Atoi(s.repl.ParameterStatus("server_version_num"))
+	if v == 0 {
+		v = serverVersionNum(s.repl.ParameterStatus("server_version"))
+	}
+	if v >= 140000 {
+		// Logical messages carry the watermarks of online backfills.
+		args = append(args, "messages 'true'")
+		s.messages = true
+	}
 	if s.opts.Binary {
-		v, _ := strconv.Atoi(s.repl.ParameterStatus("server_version_num"))
-		if v == 0 {
-			v = serverVersionNum(s.repl.ParameterStatus("server_version"))
-		}
 		if v < 140000 {
 			return permanent("binary: true needs PostgreSQL 14 or later; source %q runs %s",
 				s.opts.Source, s.repl.ParameterStatus("server_version"))
@@ -389,8 +400,9 @@ func (s *session) close(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if s.pub != nil {
-		s.pub.Close()
+		s.pub.Close() // ends the ack loop
 	}
+	s.wg.Wait()
 	if s.repl != nil {
 		s.repl.Close(cctx)
 	}
