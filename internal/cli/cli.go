@@ -1,6 +1,7 @@
 // Package cli implements the pgtide command line: the cobra commands, the
 // loading of configuration from file, environment and flags, and the wiring
-// of the change log, capture and admin server into running roles.
+// of the change log, capture, the offline-database proxy with its snapshot
+// schedule, and the admin server into running roles.
 //
 // # Exit codes
 //
@@ -105,6 +106,8 @@ func (e *env) rootCommand() *cobra.Command {
 	root.AddCommand(
 		e.upCommand(),
 		e.captureCommand(),
+		e.proxyCommand(),
+		e.snapshotCommand(),
 		e.setupCommand(),
 		e.logCommand(),
 		e.statusCommand(),

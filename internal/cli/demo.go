@@ -35,6 +35,8 @@ func (e *env) demoCommand() *cobra.Command {
 		Long: "demo starts a throwaway PostgreSQL server with a small shop schema, an\n" +
 			"embedded change log and capture, runs a steady write workload against\n" +
 			"the shop and prints every captured change until Ctrl-C (or --duration).\n" +
+			"It also serves an offline copy of the shop, with customers' emails\n" +
+			"masked, through the proxy (psql \"postgresql://demo:demo@127.0.0.1:6433/shop\").\n" +
 			"On exit it stops the server and removes everything it created; the\n" +
 			"change log stays with --keep or when --data-dir names its directory.\n\n" +
 			"It needs the PostgreSQL server binaries (initdb, postgres, pg_ctl).",
@@ -67,6 +69,11 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 			return fmt.Errorf("create demo data directory: %w", err)
 		}
 		cfg.DataDir = dir
+		// The offline database's PostgreSQL programs run as the OS user
+		// postgres when the demo runs as root: let it traverse.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return fmt.Errorf("create demo data directory: %w", err)
+		}
 		defer func() {
 			if o.keep {
 				fmt.Fprintf(e.stdout, "kept the change log in %s\n", dir)
@@ -101,11 +108,12 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 
 	cfg.Sources = []config.SourceConfig{{Name: demoSource, DSN: dsn, Schemas: []string{demo.Schema}}}
 	cfg.ApplyDefaults()
+	configureDemoOffline(&cfg, dsn)
 	if err := cfg.Validate(); err != nil {
 		return newConfigError(err)
 	}
 
-	n, err := startNode(ctx, cfg, cfg.Sources, logger)
+	n, err := startNode(ctx, cfg, nodeRoles{sources: cfg.Sources, proxy: cfg.ProxyEnabled()}, logger)
 	if err != nil {
 		return ignoreCanceled(ctx, err)
 	}
@@ -114,27 +122,34 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 		return ignoreCanceled(ctx, err)
 	}
 
+	// Changes and the offline database's readiness print concurrently.
+	out := &lockedWriter{w: e.stdout}
+
 	// Print what is captured from now on.
 	info, err := n.log.Info(ctx, demoSource)
 	if err != nil {
 		return ignoreCanceled(ctx, fmt.Errorf("read the demo log: %w", err))
 	}
-	printDemoBanner(e.stdout, n, cfg, dsn)
+	printDemoBanner(out, n, cfg, dsn)
 
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	err = e.runDemoWorkload(ctx, n, dsn, info.LastSeq+1, logger)
-	fmt.Fprintln(e.stdout, "pgtide demo: stopping")
+	if n.proxy != nil {
+		stopSnapshot := takeDemoSnapshot(ctx, n, out, logger)
+		defer stopSnapshot()
+	}
+	err = e.runDemoWorkload(ctx, n, out, dsn, info.LastSeq+1, logger)
+	fmt.Fprintln(out, "pgtide demo: stopping")
 	return err
 }
 
 // runDemoWorkload writes to the demo database and prints the captured
 // changes until ctx ends or capture fails.
 func (e *env) runDemoWorkload(
-	ctx context.Context, n *node, dsn string, startSeq uint64, logger *slog.Logger,
+	ctx context.Context, n *node, out io.Writer, dsn string, startSeq uint64, logger *slog.Logger,
 ) error {
 	workCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -158,7 +173,7 @@ func (e *env) runDemoWorkload(
 	}()
 	go func() {
 		defer wg.Done()
-		p := newRecordPrinter(e.stdout, false)
+		p := newRecordPrinter(out, false)
 		err := n.log.Read(workCtx, demoSource, changelog.ReadOptions{StartSeq: startSeq},
 			func(m *changelog.Message) error { return printMessage(p, m) })
 		fail(fmt.Errorf("read the demo log: %w", err))
@@ -203,6 +218,10 @@ func printDemoBanner(w io.Writer, n *node, cfg config.Config, dsn string) {
 	if u := n.adminURL(); u != "" {
 		fmt.Fprintf(w, "  admin       %s  (metrics: %s/metrics, status: %s/v1/status)\n", u, u, u)
 	}
+	if n.proxy != nil {
+		fmt.Fprintf(w, "  offline db  %s  (dataset %s on the proxy, user %s, password %s)\n",
+			n.proxy.addr(), demoDataset, demoUser, demoPassword)
+	}
 
 	fmt.Fprintln(w, "\nIn another terminal:")
 	if natsURL != "" {
@@ -212,6 +231,12 @@ func printDemoBanner(w io.Writer, n *node, cfg config.Config, dsn string) {
 		fmt.Fprintf(w, "  pgtide status --admin-listen %s\n", n.admin.Addr())
 	}
 	fmt.Fprintf(w, "  psql '%s'\n", dsn)
+	if n.proxy != nil {
+		fmt.Fprintf(w, "  %s\n", demoPsqlCommand(n.proxy.addr()))
+		fmt.Fprintf(w, "      an offline copy of the demo database through pgtide's proxy; shop.customers\n"+
+			"      emails are masked (userN@example.com); ready once its snapshot is taken,\n"+
+			"      which is printed below\n")
+	}
 	fmt.Fprintln(w, "\nCaptured changes (Ctrl-C stops the demo and removes what it created):")
 }
 

@@ -8,14 +8,16 @@ import (
 )
 
 // TestDemo runs the demo for a few seconds and checks that it prints its
-// banner and captured inserts, and removes its data directory.
+// banner, with the psql command of the offline dataset, and captured
+// inserts, and removes its data directory (snapshots included).
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	cfg := writeConfig(t, "nats:\n  embedded:\n    listen: 127.0.0.1:0\n")
+	cfg := writeConfig(t, "nats:\n  embedded:\n    listen: 127.0.0.1:0\nproxy: {listen: \"127.0.0.1:0\"}\n")
 	r := mustRun(t, "demo", "--duration", "5s", "--config", cfg, "--admin-listen", "127.0.0.1:0")
 
 	for _, want := range []string{
 		"pgtide log tail --nats-url nats://127.0.0.1:", "/metrics", "pgtide status --admin-listen",
+		`psql "postgresql://demo:demo@127.0.0.1:`, `/shop"`, "emails are masked",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo banner lacks %q:\n%s", want, r.stdout)

@@ -32,9 +32,19 @@ const readyPoll = 100 * time.Millisecond
 // external NATS server that does not announce its own limit.
 const defaultExternalMaxPayload = 1 << 20
 
+// nodeRoles are the roles a node runs.
+type nodeRoles struct {
+	// sources are captured into the change log. Without sources no log
+	// is opened.
+	sources []config.SourceConfig
+
+	// proxy runs the offline-database proxy and its snapshot schedule.
+	proxy bool
+}
+
 // node is a running pgtide process: the change log, the capture of each
-// source and the admin server. It owns every goroutine it starts; close
-// stops and waits for them.
+// source, the offline-database proxy and the admin server. It owns every
+// goroutine it starts; close stops and waits for them.
 type node struct {
 	cfg     config.Config
 	logger  *slog.Logger
@@ -45,18 +55,20 @@ type node struct {
 	reg     *prometheus.Registry
 	admin   *admin.Server // nil when admin.listen is off
 	sources []*sourceRunner
+	proxy   *proxyRole // nil unless the node runs the proxy
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stopped chan struct{} // closed when every source has returned
 }
 
-// startNode opens the change log, starts the admin server and starts
-// capturing each of sources in the background. On error everything
-// started so far is stopped again.
+// startNode opens the change log, starts the proxy and the admin server,
+// and starts capturing each source in the background. On error
+// everything started so far is stopped again.
 func startNode(
-	ctx context.Context, cfg config.Config, sources []config.SourceConfig, logger *slog.Logger,
+	ctx context.Context, cfg config.Config, roles nodeRoles, logger *slog.Logger,
 ) (_ *node, err error) {
+	sources := roles.sources
 	n := &node{
 		cfg:     cfg,
 		logger:  logger,
@@ -70,9 +82,18 @@ func startNode(
 		}
 	}()
 
-	n.log, n.lock, err = openLog(ctx, cfg, logger)
-	if err != nil {
-		return nil, err
+	if len(sources) > 0 {
+		n.log, n.lock, err = openLog(ctx, cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	if roles.proxy {
+		n.proxy, err = startProxy(ctx, cfg, n.reg, logger)
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	metrics := capture.NewMetrics(n.reg)
@@ -107,7 +128,9 @@ func startNode(
 	go func() {
 		defer n.wg.Done()
 		sourcesWG.Wait()
-		close(n.stopped)
+		if len(n.sources) > 0 {
+			close(n.stopped)
+		}
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -233,11 +256,15 @@ func (n *node) watchReady(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-	n.logger.Info("pgtide ready",
+	attrs := []any{
 		"admin_url", n.adminURL(),
-		"nats_url", redactURLs(n.log.ClientURL()),
+		"nats_url", redactURLs(n.natsURL()),
 		"sources", sourceNames(n.sourceConfigs()),
-	)
+	}
+	if n.proxy != nil {
+		attrs = append(attrs, "proxy_addr", n.proxy.addr(), "datasets", datasetNames(n.cfg))
+	}
+	n.logger.Info("pgtide ready", attrs...)
 }
 
 // waitReady waits until every source streams. It fails when ctx ends
@@ -261,14 +288,28 @@ func (n *node) waitReady(ctx context.Context) error {
 }
 
 // wait blocks until ctx ends, then returns nil, or until every source has
-// stopped, then returns why.
+// stopped or the proxy stopped serving, then returns why.
 func (n *node) wait(ctx context.Context) error {
+	var proxyStopped <-chan struct{} // nil: never
+	if n.proxy != nil {
+		proxyStopped = n.proxy.stopped()
+	}
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-n.stopped:
 		return n.failure()
+	case <-proxyStopped:
+		return n.proxy.failure()
 	}
+}
+
+// natsURL is the client URL of the change log, "" without one.
+func (n *node) natsURL() string {
+	if n.log == nil {
+		return ""
+	}
+	return n.log.ClientURL()
 }
 
 // failure joins the errors of the sources that stopped.
@@ -286,8 +327,8 @@ func (n *node) failure() error {
 }
 
 // close stops the captures and waits for them (at most
-// captureStopTimeout), closes the change log and shuts the admin server
-// down. It is safe to call on a partly started node.
+// captureStopTimeout), closes the change log, stops the proxy and shuts
+// the admin server down. It is safe to call on a partly started node.
 func (n *node) close() {
 	if n.cancel != nil {
 		n.cancel()
@@ -309,6 +350,7 @@ func (n *node) close() {
 		}
 	}
 	n.lock.release()
+	n.proxy.close()
 	if n.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), adminStopTimeout)
 		defer cancel()

@@ -25,6 +25,7 @@ type statusDoc struct {
 	NATSURL   string         `json:"nats_url,omitempty"`
 	Embedded  bool           `json:"embedded_log"`
 	Sources   []sourceStatus `json:"sources"`
+	Proxy     *proxyStatus   `json:"proxy,omitempty"`
 }
 
 // sourceStatus is the state of one source and its log stream.
@@ -56,9 +57,12 @@ func (n *node) status(ctx context.Context) statusDoc {
 		Version:   version(),
 		StartedAt: n.started.UTC(),
 		Ready:     n.ready() == nil,
-		NATSURL:   redactURLs(n.log.ClientURL()),
-		Embedded:  n.log.Embedded(),
+		NATSURL:   redactURLs(n.natsURL()),
+		Embedded:  n.log != nil && n.log.Embedded(),
 		Sources:   []sourceStatus{},
+	}
+	if n.proxy != nil {
+		doc.Proxy = n.proxy.status(ctx)
 	}
 	for _, r := range n.sources {
 		st := r.snapshot()
@@ -87,7 +91,8 @@ func (e *env) statusCommand() *cobra.Command {
 		Short: "Show the state of a running pgtide",
 		Long: "status asks the admin server of a running pgtide (admin.listen, or\n" +
 			"--admin-listen) for its state and prints its sources, their replication\n" +
-			"progress and their change log streams.",
+			"progress and their change log streams, and the offline-database proxy:\n" +
+			"its datasets, snapshots, instances and connections.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := e.loadConfig(nil)
@@ -155,6 +160,9 @@ func printStatus(w io.Writer, doc statusDoc) error {
 	}
 	fmt.Fprintf(w, "pgtide %s, %s, up %s\n", doc.Version, ready,
 		time.Since(doc.StartedAt).Round(time.Second))
+	if len(doc.Sources) == 0 && doc.Proxy != nil {
+		return printProxyStatus(w, doc.Proxy)
+	}
 	fmt.Fprintf(w, "change log: %s, %s\n\n", logMode, nats)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -173,7 +181,14 @@ func printStatus(w io.Writer, doc statusDoc) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Slot,
 			dash(s.ConfirmedLSN), first, last, msgs, dash(truncate(lastErr, 80)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if doc.Proxy != nil {
+		fmt.Fprintln(w)
+		return printProxyStatus(w, doc.Proxy)
+	}
+	return nil
 }
 
 func dash(s string) string {

@@ -15,8 +15,10 @@ func (e *env) upCommand() *cobra.Command {
 		Short: "Run pgtide: capture every source into the change log",
 		Long: "up runs every pgtide role in one process: an embedded change log under\n" +
 			"data_dir (unless nats.url names an external cluster), the capture of each\n" +
-			"configured source and the admin server. It sets each source up first\n" +
-			"(slot, publications, DDL trigger), and stops cleanly on SIGINT or SIGTERM.\n\n" +
+			"configured source, the offline-database proxy when datasets are configured\n" +
+			"(and proxy.listen is not off), and the admin server. It sets each source\n" +
+			"up first (slot, publications, DDL trigger), and stops cleanly on SIGINT or\n" +
+			"SIGTERM.\n\n" +
 			"Without a config file, --source names the one database to capture:\n\n" +
 			"  pgtide up --source postgres://pgtide:secret@db:5432/shop",
 		Args: noArgs,
@@ -33,7 +35,8 @@ func (e *env) upCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.runCapture(cmd.Context(), cfg, cfg.Sources)
+			roles := nodeRoles{sources: cfg.Sources, proxy: cfg.ProxyEnabled()}
+			return e.runNode(cmd.Context(), cfg, roles)
 		},
 	}
 	cmd.Flags().StringVar(&dsn, "source", "",
@@ -62,27 +65,31 @@ func (e *env) captureCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.runCapture(cmd.Context(), cfg, sources)
+			return e.runNode(cmd.Context(), cfg, nodeRoles{sources: sources})
 		},
 	}
 	cmd.Flags().StringSliceVar(&names, "source", nil, "names of the sources to capture (default: all)")
 	return cmd
 }
 
-// runCapture runs the capture of sources until ctx ends or every source
-// has failed.
-func (e *env) runCapture(ctx context.Context, cfg config.Config, sources []config.SourceConfig) error {
-	if len(sources) == 0 {
+// runNode runs roles until ctx ends, every source has failed, or the
+// proxy stopped serving.
+func (e *env) runNode(ctx context.Context, cfg config.Config, roles nodeRoles) error {
+	if len(roles.sources) == 0 && !roles.proxy {
 		return errNoSource()
 	}
 	logger := newLogger(cfg.Log, e.stderr)
-	logger.Info("pgtide starting",
+	attrs := []any{
 		"version", version(),
-		"sources", describeSources(sources),
+		"sources", describeSources(roles.sources),
 		"data_dir", cfg.DataDir,
-	)
+	}
+	if roles.proxy {
+		attrs = append(attrs, "datasets", datasetNames(cfg))
+	}
+	logger.Info("pgtide starting", attrs...)
 
-	n, err := startNode(ctx, cfg, sources, logger)
+	n, err := startNode(ctx, cfg, roles, logger)
 	if err != nil {
 		return err
 	}

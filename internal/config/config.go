@@ -77,6 +77,15 @@ type Config struct {
 	// an empty list; a role that needs a source checks for one itself.
 	Sources []SourceConfig `yaml:"sources"`
 
+	// Proxy configures the offline-database proxy, which serves the
+	// Datasets.
+	Proxy ProxyConfig `yaml:"proxy"`
+
+	// Datasets are the offline datasets by name: 1 to 63 letters, digits
+	// and '_', not starting with a digit. Clients of the proxy connect to
+	// a dataset's name as their database. Default none.
+	Datasets map[string]DatasetConfig `yaml:"datasets"`
+
 	// given holds the paths of keys given explicitly in the file, outside
 	// Sources (see ApplyDefaults).
 	given keySet

@@ -11,7 +11,8 @@ import "strings"
 //
 // Derived defaults: a source's Slot and Publication come from its Name
 // (left empty when the name is not valid), and NATS.ConfirmDelay from the
-// NATS mode and Embedded.SyncInterval. ApplyDefaults is idempotent.
+// NATS mode and Embedded.SyncInterval, and a dataset's Database from its
+// name. ApplyDefaults is idempotent.
 func (c *Config) ApplyDefaults() {
 	if c.DataDir == "" && !c.given["data_dir"] {
 		c.DataDir = DefaultDataDir
@@ -49,6 +50,8 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Sources {
 		c.Sources[i].applyDefaults()
 	}
+
+	c.applyProxyDefaults()
 }
 
 func (s *SourceConfig) applyDefaults() {
@@ -98,4 +101,46 @@ func (s *SourceConfig) applyDefaults() {
 // source name the result is a valid slot and publication name.
 func defaultObjectName(source string) string {
 	return "pgtide_" + strings.ReplaceAll(source, "-", "_")
+}
+
+func (c *Config) applyProxyDefaults() {
+	x := &c.Proxy
+	if x.Listen == "" && !c.given["proxy.listen"] {
+		x.Listen = DefaultProxyListen
+	}
+	if x.BootTimeout == 0 && !c.given["proxy.boot_timeout"] {
+		x.BootTimeout = DefaultBootTimeout
+	}
+	if x.HandshakeTimeout == 0 && !c.given["proxy.handshake_timeout"] {
+		x.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if x.MaxConnections == 0 && !c.given["proxy.max_connections"] {
+		x.MaxConnections = DefaultMaxConnections
+	}
+	if x.Instances.Max == 0 && !c.given["proxy.instances.max"] {
+		x.Instances.Max = DefaultMaxInstances
+	}
+	if x.Instances.IdleTimeout == 0 && !c.given["proxy.instances.idle_timeout"] {
+		x.Instances.IdleTimeout = DefaultIdleTimeout
+	}
+
+	for name, d := range c.Datasets {
+		given := func(key string) bool { return c.given["datasets."+name+"."+key] }
+		if d.Database == "" && !given("database") {
+			d.Database = name
+		}
+		if d.Superuser == "" && !given("superuser") {
+			d.Superuser = DefaultDatasetSuperuser
+		}
+		if d.Role == "" && !given("role") {
+			d.Role = DefaultDatasetRole
+		}
+		if d.Keep == 0 && !given("keep") {
+			d.Keep = DefaultDatasetKeep
+		}
+		if d.Schedule == 0 && !given("schedule") {
+			d.Schedule = DefaultDatasetSchedule
+		}
+		c.Datasets[name] = d
+	}
 }

@@ -29,8 +29,10 @@
 //
 // # Secrets
 //
-// Connection strings carry passwords. No error of this package contains
-// one, and [SourceConfig.RedactedDSN] masks them for logs.
+// Connection strings carry passwords, and proxy users carry passwords or
+// SCRAM verifiers. No error of this package contains one, and
+// [SourceConfig.RedactedDSN] and [DatasetConfig.RedactedSource] mask
+// connection strings for logs.
 //
 // The reference of every key is docs/configuration.md.
 package config

@@ -181,7 +181,20 @@ func decode(data []byte, p *problems) document {
 		}
 	}
 	doc.cfg.given, doc.cfg.Sources = splitGiven(w.given, doc.cfg.Sources)
+	nullMethods(&doc.cfg, w.nulls)
 	return doc
+}
+
+// nullMethods sets the method of masking rules written "method: null",
+// which YAML reads as no value, to the null method the writer meant.
+func nullMethods(c *Config, nulls map[string]bool) {
+	for name, d := range c.Datasets {
+		for i := range d.Rules {
+			if nulls[fmt.Sprintf("datasets.%s.rules[%d].method", name, i)] {
+				d.Rules[i].Method = MaskNull
+			}
+		}
+	}
 }
 
 // sourceItemRE matches the path of a whole source list item.

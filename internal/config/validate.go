@@ -51,6 +51,9 @@ func (c *Config) validate(p *problems) {
 	c.NATS.validate(p)
 
 	c.validateSources(p)
+
+	c.Proxy.validate(p)
+	c.validateDatasets(p)
 }
 
 func (n *NATSConfig) validate(p *problems) {

@@ -25,6 +25,7 @@ type walker struct {
 	lines  map[string]int  // key path -> line of the key
 	given  map[string]bool // key paths given with a non-null value
 	hinted map[string]bool // key paths an unknown key was probably meant as
+	nulls  map[string]bool // key paths given the literal word null
 	budget int
 	spent  bool // the budget ran out; the walk stopped early
 }
@@ -35,6 +36,7 @@ func newWalker(p *problems) *walker {
 		lines:  map[string]int{},
 		given:  map[string]bool{},
 		hinted: map[string]bool{},
+		nulls:  map[string]bool{},
 		budget: walkBudget,
 	}
 }
@@ -99,7 +101,10 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, path string) {
 			continue
 		}
 		w.lines[kp] = k.Line
-		if isNull(resolve(v)) {
+		if rv := resolve(v); isNull(rv) {
+			if rv.Value == "null" {
+				w.nulls[kp] = true // meant as the word by masking rules
+			}
 			continue // an empty value means the default
 		}
 		w.given[kp] = true
@@ -150,8 +155,77 @@ func (w *walker) value(v *yaml.Node, t reflect.Type, path string) {
 			w.mapping(item, t.Elem(), ip)
 		}
 
+	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.Struct:
+		w.namedMappings(v, t.Elem(), path)
+
+	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.String:
+		w.stringMap(v, path)
+
 	default:
 		w.leaf(v, t, path)
+	}
+}
+
+// stringMap walks a mapping of names to single values, such as the proxy
+// users.
+func (w *walker) stringMap(v *yaml.Node, path string) {
+	v = resolve(v)
+	if v.Kind != yaml.MappingNode {
+		w.p.addLine(path, v.Line, "expected %s, got %s",
+			describeType(reflect.TypeFor[map[string]string]()), describeKind(v))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		if !w.spend(1) {
+			return
+		}
+		k, item := resolve(v.Content[i]), resolve(v.Content[i+1])
+		if k.Kind != yaml.ScalarNode || isMergeKey(k) {
+			w.p.addLine(path, k.Line, "names must be plain scalars, got %s", describeNode(k))
+			continue
+		}
+		ip := joinPath(path, k.Value)
+		if line, dup := seen[k.Value]; dup {
+			w.p.addLine(ip, k.Line, "given twice (first on line %d): keep one", line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		w.lines[ip] = k.Line
+		if item.Kind != yaml.ScalarNode {
+			w.p.addLine(ip, item.Line, "expected a single value, got %s", describeNode(item))
+		}
+	}
+}
+
+// namedMappings walks a mapping of names to mappings of keys of struct
+// type t, such as the datasets.
+func (w *walker) namedMappings(v *yaml.Node, t reflect.Type, path string) {
+	v = resolve(v)
+	if v.Kind != yaml.MappingNode {
+		w.p.addLine(path, v.Line, "expected a mapping of names to settings (name: {key: value}), got %s",
+			describeNode(v))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		if !w.spend(1) {
+			return
+		}
+		k, item := resolve(v.Content[i]), v.Content[i+1]
+		if k.Kind != yaml.ScalarNode || isMergeKey(k) {
+			w.p.addLine(path, k.Line, "names must be plain scalars, got %s", describeNode(k))
+			continue
+		}
+		ip := joinPath(path, k.Value)
+		if line, dup := seen[k.Value]; dup {
+			w.p.addLine(ip, k.Line, "given twice (first on line %d): keep one", line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		w.lines[ip] = k.Line
+		w.given[ip] = true
+		w.mapping(item, t, ip)
 	}
 }
 
@@ -178,6 +252,11 @@ func (w *walker) leaf(v *yaml.Node, t reflect.Type, path string) {
 	if errors.As(err, &te) && reflect.PointerTo(t).Implements(unmarshalerType) {
 		// Duration and ByteSize explain themselves.
 		w.p.addLine(path, v.Line, "%s", strings.Join(te.Errors, "; "))
+		return
+	}
+	if secretPath(path) {
+		// The value may be a password: say what it is, not what it holds.
+		w.p.addLine(path, v.Line, "expected %s, got %s", describeType(t), describeKind(rv))
 		return
 	}
 	if rv := resolve(v); t.Kind() == reflect.Slice && rv.Kind == yaml.ScalarNode && !isNull(rv) {
@@ -208,6 +287,22 @@ func (w *walker) unknown(path, key string, line int, t reflect.Type) {
 		return
 	}
 	w.p.addLine(kp, line, "unknown key: the keys here are %s", strings.Join(names, ", "))
+}
+
+// secretPath reports whether the value at path may hold a password,
+// which no message may show.
+func secretPath(path string) bool {
+	return path == "proxy.users" || strings.HasPrefix(path, "proxy.users.") ||
+		strings.HasSuffix(path, ".salt")
+}
+
+// describeKind says what kind of YAML node n is, without its value.
+func describeKind(n *yaml.Node) string {
+	n = resolve(n)
+	if n.Kind == yaml.ScalarNode && !isNull(n) {
+		return "a single value"
+	}
+	return describeNode(n)
 }
 
 // resolve follows an alias to the node it names.
@@ -248,6 +343,8 @@ func describeType(t reflect.Type) string {
 		return "a whole number"
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return "a list of names such as [a, b]"
+	case t.Kind() == reflect.Map:
+		return "a mapping of names to values (name: value)"
 	default:
 		return t.String()
 	}
@@ -287,6 +384,8 @@ var keyLocations = sync.OnceValue(func() map[string][]string {
 				visit(ft, kp)
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
 				visit(ft.Elem(), kp+"[]")
+			case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+				visit(ft.Elem(), kp+".<name>")
 			}
 		}
 	}
