@@ -106,7 +106,7 @@ func TestSlowConsumer(t *testing.T) {
 	defer conn.CloseNow()
 	conn.SetReadLimit(64 << 20)
 	wsSend(t, conn, map[string]any{"type": "subscribe", "id": "s", "source": "slow", "from": "beginning"})
-	time.Sleep(2 * time.Second) // not reading
+	time.Sleep(4 * time.Second) // not reading: the gateway gives up after 300ms of a full buffer
 
 	var last string
 	n := 0
