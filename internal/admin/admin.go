@@ -8,6 +8,10 @@
 //	GET /readyz      200 "ready" when Config.Ready returns nil, else 503 and the reason
 //	GET /v1/status   the value of Config.Status as JSON
 //
+// Config.Routes adds more endpoints, such as the stream gateway's, to the
+// same listener; Config.UnencryptedHTTP2 lets it speak HTTP/2 without TLS
+// (h2c), as gRPC clients do.
+//
 // The server is meant for operators and monitoring systems; it has no
 // authentication, so bind it to a private address.
 package admin
@@ -55,6 +59,28 @@ type Config struct {
 	// marshal to JSON. It is called once per request with the request's
 	// context. Nil serves an empty object.
 	Status func(ctx context.Context) any
+
+	// Routes are more endpoints served on the same listener, in order.
+	// Their patterns (see [http.ServeMux]) must not conflict with the
+	// endpoints above or with each other; New panics if they do.
+	Routes []Route
+
+	// UnencryptedHTTP2 serves HTTP/2 with prior knowledge (h2c) next to
+	// HTTP/1.1, which gRPC clients need on a listener without TLS.
+	UnencryptedHTTP2 bool
+}
+
+// Route is an endpoint added to the admin server by [Config.Routes].
+type Route struct {
+	// Pattern is an [http.ServeMux] pattern, such as "POST /v1/backfill"
+	// or "/v1/ws".
+	Pattern string
+
+	// Handler serves the requests that match Pattern.
+	Handler http.Handler
+
+	// Help, when set, is a line about the endpoint on the index page.
+	Help string
 }
 
 // Server is the admin HTTP server. Create it with [New], then call
@@ -88,6 +114,11 @@ func New(cfg Config) *Server {
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.UnencryptedHTTP2 {
+		s.srv.Protocols = new(http.Protocols)
+		s.srv.Protocols.SetHTTP1(true)
+		s.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	return s
 }
 
@@ -116,6 +147,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /{$}", s.index)
+	for _, r := range s.cfg.Routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	return mux
 }
 
@@ -227,4 +261,9 @@ func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 		"/healthz     liveness\n"+
 		"/readyz      readiness\n"+
 		"/v1/status   status as JSON\n")
+	for _, r := range s.cfg.Routes {
+		if r.Help != "" {
+			fmt.Fprintf(w, "%s\n", r.Help)
+		}
+	}
 }

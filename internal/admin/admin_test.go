@@ -180,3 +180,42 @@ func TestServer_ShutdownUnstarted(t *testing.T) {
 		t.Errorf("Shutdown of unstarted server = %v, want nil", err)
 	}
 }
+
+func TestServer_Routes(t *testing.T) {
+	s := startServer(t, Config{
+		UnencryptedHTTP2: true,
+		Routes: []Route{{
+			Pattern: "/v1/extra",
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, r.Method+" "+r.Proto)
+			}),
+			Help: "/v1/extra    an extra endpoint",
+		}},
+	})
+
+	code, body := get(t, s.URL()+"/v1/extra")
+	if code != http.StatusOK || body != "GET HTTP/1.1" {
+		t.Errorf("GET /v1/extra = %d %q, want 200 %q", code, body, "GET HTTP/1.1")
+	}
+	if _, body := get(t, s.URL()+"/"); !strings.Contains(body, "/v1/extra    an extra endpoint") {
+		t.Errorf("GET / = %q, want the extra endpoint's help line", body)
+	}
+
+	// HTTP/2 with prior knowledge, as gRPC clients speak it.
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+"/v1/extra", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/extra over h2c: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "POST HTTP/2.0" {
+		t.Errorf("POST /v1/extra over h2c = %q, want %q", b, "POST HTTP/2.0")
+	}
+}

@@ -113,7 +113,12 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 		return newConfigError(err)
 	}
 
-	n, err := startNode(ctx, cfg, nodeRoles{sources: cfg.Sources, proxy: cfg.ProxyEnabled()}, logger)
+	roles := nodeRoles{
+		sources: cfg.Sources,
+		proxy:   cfg.ProxyEnabled(),
+		gateway: cfg.Gateway.Listen != config.Off,
+	}
+	n, err := startNode(ctx, cfg, roles, logger)
 	if err != nil {
 		return ignoreCanceled(ctx, err)
 	}
@@ -230,6 +235,9 @@ func printDemoBanner(w io.Writer, n *node, cfg config.Config, dsn string) {
 	if n.admin != nil {
 		fmt.Fprintf(w, "  pgtide status --admin-listen %s\n", n.admin.Addr())
 	}
+	if n.gw != nil {
+		printDemoGateway(w, n.gwURL)
+	}
 	fmt.Fprintf(w, "  psql '%s'\n", dsn)
 	if n.proxy != nil {
 		fmt.Fprintf(w, "  %s\n", demoPsqlCommand(n.proxy.addr()))
@@ -238,6 +246,27 @@ func printDemoBanner(w io.Writer, n *node, cfg config.Config, dsn string) {
 			"      which is printed below\n")
 	}
 	fmt.Fprintln(w, "\nCaptured changes (Ctrl-C stops the demo and removes what it created):")
+}
+
+// demoTable is the table the demo's gateway commands follow.
+const demoTable = demo.Schema + ".orders"
+
+// printDemoGateway prints commands that read the demo's changes through
+// the stream gateway at url: a long poll, a Server-Sent Events stream and
+// `pgtide tail`.
+func printDemoGateway(w io.Writer, url string) {
+	query := fmt.Sprintf("%s/v1/changes?source=%s&tables=%s", url, demoSource, demoTable)
+	fmt.Fprintf(w, "  curl '%s&from=now&timeout=30s'\n", query)
+	fmt.Fprintln(w, "      long poll: the next orders as JSON, with the cursor to poll from next")
+	fmt.Fprintf(w, "  curl -N -H 'Accept: text/event-stream' '%s'\n", query)
+	fmt.Fprintln(w, "      the same as a Server-Sent Events stream")
+	if url == "http://"+config.DefaultAdminListen {
+		// tail's defaults: the admin listener, and the only source it has.
+		fmt.Fprintf(w, "  pgtide tail %s\n", demoTable)
+	} else {
+		fmt.Fprintf(w, "  pgtide tail --url %s %s\n", url, demoTable)
+	}
+	fmt.Fprintln(w, "      the same, readable, through the Go client")
 }
 
 // demoLogConfig quiets the demo's logs to warnings, so they do not drown

@@ -18,6 +18,8 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"pgtide log tail --nats-url nats://127.0.0.1:", "/metrics", "pgtide status --admin-listen",
 		`psql "postgresql://demo:demo@127.0.0.1:`, `/shop"`, "emails are masked",
+		"/v1/changes?source=demo&tables=shop.orders&from=now&timeout=30s'",
+		"curl -N -H 'Accept: text/event-stream' 'http://127.0.0.1:", "pgtide tail --url http://127.0.0.1:",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo banner lacks %q:\n%s", want, r.stdout)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/pgtide/pgtide/internal/capture"
 	"github.com/pgtide/pgtide/internal/changelog"
 	"github.com/pgtide/pgtide/internal/config"
+	"github.com/pgtide/pgtide/internal/gateway"
 )
 
 // Shutdown bounds: how long captures get to flush, and how long the admin
@@ -40,6 +42,10 @@ type nodeRoles struct {
 
 	// proxy runs the offline-database proxy and its snapshot schedule.
 	proxy bool
+
+	// gateway serves the change log to applications: on the admin
+	// listener, or on gateway.listen when set. It needs sources.
+	gateway bool
 }
 
 // node is a running pgtide process: the change log, the capture of each
@@ -53,7 +59,9 @@ type node struct {
 	lock    *dirLock // held while an embedded log is open; nil otherwise
 	log     *changelog.Log
 	reg     *prometheus.Registry
-	admin   *admin.Server // nil when admin.listen is off
+	admin   *admin.Server   // nil when admin.listen is off
+	gw      *gateway.Server // nil unless the node runs the gateway
+	gwURL   string          // where clients reach gw
 	sources []*sourceRunner
 	proxy   *proxyRole // nil unless the node runs the proxy
 
@@ -101,16 +109,51 @@ func startNode(
 		n.sources = append(n.sources, newSourceRunner(s, n.captureOptions(s, metrics), logger))
 	}
 
+	var routes []admin.Route
+	if len(n.sources) > 0 {
+		routes = append(routes, admin.Route{Pattern: "POST /v1/backfill", Handler: http.HandlerFunc(n.serveBackfill),
+			Help: "/v1/backfill POST {\"source\": …, \"tables\": […]} queues an online backfill"})
+	}
+	mounted := false
+	if roles.gateway && n.log != nil {
+		own := cfg.Gateway.Listen
+		mounted = own == ""
+		if !mounted || cfg.Admin.Listen != config.Off {
+			n.gw, err = newGateway(cfg, own, n.log, logger, n.reg)
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			logger.Warn("gateway not served: it shares the admin listener, which is off",
+				"hint", "set admin.listen, or give the gateway its own gateway.listen")
+		}
+		if n.gw != nil && mounted {
+			routes = append(routes, gatewayRoutes(n.gw)...)
+		}
+	}
+
 	if cfg.Admin.Listen != config.Off {
 		n.admin = admin.New(admin.Config{
-			Listen:   cfg.Admin.Listen,
-			Logger:   logger.With("component", "admin"),
-			Registry: n.reg,
-			Ready:    n.ready,
-			Status:   func(ctx context.Context) any { return n.status(ctx) },
+			Listen:           cfg.Admin.Listen,
+			Logger:           logger.With("component", "admin"),
+			Registry:         n.reg,
+			Ready:            n.ready,
+			Status:           func(ctx context.Context) any { return n.status(ctx) },
+			Routes:           routes,
+			UnencryptedHTTP2: n.gw != nil && mounted,
 		})
 		if err := n.admin.Start(ctx); err != nil {
 			return nil, err
+		}
+	}
+	if n.gw != nil {
+		if mounted {
+			n.gwURL = n.admin.URL()
+		} else {
+			if err := n.gw.Start(ctx); err != nil {
+				return nil, err
+			}
+			n.gwURL = gatewayURL(cfg.Gateway, n.gw.Addr())
 		}
 	}
 
@@ -261,6 +304,9 @@ func (n *node) watchReady(ctx context.Context) {
 		"nats_url", redactURLs(n.natsURL()),
 		"sources", sourceNames(n.sourceConfigs()),
 	}
+	if n.gw != nil {
+		attrs = append(attrs, "gateway_url", n.gwURL)
+	}
 	if n.proxy != nil {
 		attrs = append(attrs, "proxy_addr", n.proxy.addr(), "datasets", datasetNames(n.cfg))
 	}
@@ -326,10 +372,16 @@ func (n *node) failure() error {
 	return errors.Join(errs...)
 }
 
-// close stops the captures and waits for them (at most
-// captureStopTimeout), closes the change log, stops the proxy and shuts
-// the admin server down. It is safe to call on a partly started node.
+// close ends the gateway's streams, stops the captures and waits for
+// them (at most captureStopTimeout), closes the change log, stops the
+// proxy and shuts the admin server down. It is safe to call on a partly
+// started node.
 func (n *node) close() {
+	// Streams end first: clients resume from their cursors, and open long
+	// polls do not hold up the admin server's shutdown.
+	if n.gw != nil {
+		shutdownGateway(n.gw, n.logger)
+	}
 	if n.cancel != nil {
 		n.cancel()
 		done := make(chan struct{})

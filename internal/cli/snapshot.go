@@ -16,14 +16,18 @@ import (
 func (e *env) snapshotCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshot",
-		Short: "Take, list and prune the masked snapshots of offline datasets",
-		Long: "snapshot manages the physical snapshots the offline-database proxy boots\n" +
-			"instances from. Each is a base backup of a dataset's source, masked once\n" +
-			"by the dataset's rules and scripts, and kept under data_dir/snapshots.\n" +
-			"The proxy role also takes them on each dataset's schedule.",
+		Short: "Backfill captured tables; take, list and prune offline snapshots",
+		Long: "snapshot backfill copies the current rows of captured tables into the\n" +
+			"change log while changes keep flowing (an online backfill).\n\n" +
+			"snapshot create, list and prune manage the physical snapshots the\n" +
+			"offline-database proxy boots instances from. Each is a base backup of a\n" +
+			"dataset's source, masked once by the dataset's rules and scripts, and kept\n" +
+			"under data_dir/snapshots. The proxy role also takes them on each dataset's\n" +
+			"schedule.",
 		Args: noArgs,
 	}
-	cmd.AddCommand(e.snapshotCreateCommand(), e.snapshotListCommand(), e.snapshotPruneCommand())
+	cmd.AddCommand(e.snapshotBackfillCommand(), e.snapshotCreateCommand(), e.snapshotListCommand(),
+		e.snapshotPruneCommand())
 	return cmd
 }
 

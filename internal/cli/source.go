@@ -183,6 +183,25 @@ func (r *sourceRunner) snapshot() sourceStatus {
 		if r.state == stateStarting && cs.Streaming {
 			st.State = stateStreaming
 		}
+		if sn := cs.Snapshot; sn != nil {
+			st.Snapshot = &snapshotProgress{
+				RowsDone:      sn.RowsDone,
+				RowsEstimated: sn.RowsEstimated,
+				ETASeconds:    sn.ETA.Seconds(),
+			}
+		}
+		for _, b := range cs.Backfills {
+			st.Backfills = append(st.Backfills, backfillProgress{
+				ID: b.ID, Table: b.Table, Rows: b.Rows, Done: b.Done,
+			})
+		}
 	}
 	return st
+}
+
+// capture returns the source's capture, or nil while it is set up.
+func (r *sourceRunner) capture() *capture.Capture {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
 }

@@ -25,6 +25,7 @@ type statusDoc struct {
 	NATSURL   string         `json:"nats_url,omitempty"`
 	Embedded  bool           `json:"embedded_log"`
 	Sources   []sourceStatus `json:"sources"`
+	Gateway   *gatewayStatus `json:"gateway,omitempty"`
 	Proxy     *proxyStatus   `json:"proxy,omitempty"`
 }
 
@@ -39,6 +40,26 @@ type sourceStatus struct {
 	LastError    string     `json:"last_error,omitempty"`
 	Log          *logStatus `json:"log,omitempty"`
 	LogError     string     `json:"log_error,omitempty"`
+
+	// Snapshot is the progress of this process's latest initial snapshot.
+	Snapshot *snapshotProgress `json:"snapshot,omitempty"`
+	// Backfills are the queued and running online backfills, per table.
+	Backfills []backfillProgress `json:"backfills,omitempty"`
+}
+
+// snapshotProgress is the progress of an initial snapshot.
+type snapshotProgress struct {
+	RowsDone      int64   `json:"rows_done"`
+	RowsEstimated int64   `json:"rows_estimated"`
+	ETASeconds    float64 `json:"eta_seconds,omitempty"`
+}
+
+// backfillProgress is the progress of one table of an online backfill.
+type backfillProgress struct {
+	ID    string `json:"id"`
+	Table string `json:"table"`
+	Rows  int64  `json:"rows"`
+	Done  bool   `json:"done"`
 }
 
 // logStatus is the extent of a source's stream in the change log.
@@ -60,6 +81,13 @@ func (n *node) status(ctx context.Context) statusDoc {
 		NATSURL:   redactURLs(n.natsURL()),
 		Embedded:  n.log != nil && n.log.Embedded(),
 		Sources:   []sourceStatus{},
+	}
+	if n.gw != nil {
+		doc.Gateway = &gatewayStatus{
+			URL:     n.gwURL,
+			Mounted: n.cfg.Gateway.Mounted(),
+			Auth:    n.cfg.Gateway.AuthEnabled(),
+		}
 	}
 	if n.proxy != nil {
 		doc.Proxy = n.proxy.status(ctx)
@@ -107,30 +135,14 @@ func (e *env) statusCommand() *cobra.Command {
 }
 
 func (e *env) runStatus(ctx context.Context, cfg config.Config, asJSON bool) error {
-	if cfg.Admin.Listen == config.Off {
-		return usageErrorf("admin.listen is off, so there is no admin server to ask: " +
-			"give the address of the running pgtide with --admin-listen")
-	}
-	url := "http://" + dialAddr(cfg.Admin.Listen) + "/v1/status"
-
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	base, err := adminBaseURL(cfg)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	url := base + "/v1/status"
+	body, err := fetchStatusBody(ctx, url)
 	if err != nil {
-		return fmt.Errorf("ask pgtide at %s: %w "+
-			"(is pgtide running, and is --admin-listen its admin address?)", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read status from %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status from %s: %s", url, resp.Status)
+		return err
 	}
 
 	if asJSON {
@@ -142,6 +154,30 @@ func (e *env) runStatus(ctx context.Context, cfg config.Config, asJSON bool) err
 		return fmt.Errorf("status from %s is not a pgtide status document: %w", url, err)
 	}
 	return printStatus(e.stdout, doc)
+}
+
+// fetchStatusBody returns the body of GET url, the status document.
+func fetchStatusBody(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask pgtide at %s: %w "+
+			"(is pgtide running, and is --admin-listen its admin address?)", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read status from %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status from %s: %s", url, resp.Status)
+	}
+	return body, nil
 }
 
 // printStatus writes doc as a table.
@@ -184,11 +220,56 @@ func printStatus(w io.Writer, doc statusDoc) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printProgress(w, doc.Sources)
+	if doc.Gateway != nil {
+		auth := "no auth"
+		if doc.Gateway.Auth {
+			auth = "tokens/JWT required"
+		}
+		fmt.Fprintf(w, "\ngateway: %s (%s)\n", doc.Gateway.URL, auth)
+	}
 	if doc.Proxy != nil {
 		fmt.Fprintln(w)
 		return printProxyStatus(w, doc.Proxy)
 	}
 	return nil
+}
+
+// printProgress writes the snapshot and backfill progress of sources that
+// have any.
+func printProgress(w io.Writer, sources []sourceStatus) {
+	for _, s := range sources {
+		if sn := s.Snapshot; sn != nil {
+			fmt.Fprintf(w, "\n%s snapshot: %s\n", s.Name, formatSnapshot(*sn))
+		}
+		if len(s.Backfills) > 0 {
+			fmt.Fprintf(w, "\n%s backfills:\n", s.Name)
+			for _, b := range s.Backfills {
+				state := "queued"
+				switch {
+				case b.Done:
+					state = "done"
+				case b.Rows > 0:
+					state = "running"
+				}
+				fmt.Fprintf(w, "  %s  %s  %d rows  %s\n", b.ID, b.Table, b.Rows, state)
+			}
+		}
+	}
+}
+
+// formatSnapshot describes snapshot progress: rows done of the estimate,
+// and the time left while it runs.
+func formatSnapshot(p snapshotProgress) string {
+	s := fmt.Sprintf("%d rows", p.RowsDone)
+	if p.RowsEstimated > 0 {
+		pct := min(100, 100*float64(p.RowsDone)/float64(p.RowsEstimated))
+		s += fmt.Sprintf(" of ~%d (%.0f%%)", p.RowsEstimated, pct)
+	}
+	if p.ETASeconds > 0 {
+		s += ", ETA " + (time.Duration(p.ETASeconds * float64(time.Second))).Round(time.Second).String()
+	}
+	return s
 }
 
 func dash(s string) string {

@@ -16,9 +16,10 @@ func (e *env) upCommand() *cobra.Command {
 		Long: "up runs every pgtide role in one process: an embedded change log under\n" +
 			"data_dir (unless nats.url names an external cluster), the capture of each\n" +
 			"configured source, the offline-database proxy when datasets are configured\n" +
-			"(and proxy.listen is not off), and the admin server. It sets each source\n" +
-			"up first (slot, publications, DDL trigger), and stops cleanly on SIGINT or\n" +
-			"SIGTERM.\n\n" +
+			"(and proxy.listen is not off), the stream gateway (on the admin listener,\n" +
+			"or on gateway.listen when set; gateway.listen: off disables it), and the\n" +
+			"admin server. It sets each source up first (slot, publications, DDL\n" +
+			"trigger), and stops cleanly on SIGINT or SIGTERM.\n\n" +
 			"Without a config file, --source names the one database to capture:\n\n" +
 			"  pgtide up --source postgres://pgtide:secret@db:5432/shop",
 		Args: noArgs,
@@ -35,7 +36,16 @@ func (e *env) upCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			roles := nodeRoles{sources: cfg.Sources, proxy: cfg.ProxyEnabled()}
+			roles := nodeRoles{
+				sources: cfg.Sources,
+				proxy:   cfg.ProxyEnabled(),
+				gateway: cfg.Gateway.Listen != config.Off,
+			}
+			if roles.gateway {
+				if err := checkMountedGateway(cfg); err != nil {
+					return err
+				}
+			}
 			return e.runNode(cmd.Context(), cfg, roles)
 		},
 	}

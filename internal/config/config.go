@@ -77,6 +77,10 @@ type Config struct {
 	// an empty list; a role that needs a source checks for one itself.
 	Sources []SourceConfig `yaml:"sources"`
 
+	// Gateway configures the stream gateway that serves the change log
+	// to applications.
+	Gateway GatewayConfig `yaml:"gateway"`
+
 	// Proxy configures the offline-database proxy, which serves the
 	// Datasets.
 	Proxy ProxyConfig `yaml:"proxy"`

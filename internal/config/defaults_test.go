@@ -21,7 +21,8 @@ func TestDefault(t *testing.T) {
 			Replicas:     1,
 			ConfirmDelay: Duration(2 * time.Second),
 		},
-		Proxy: defaultProxy,
+		Gateway: defaultGateway,
+		Proxy:   defaultProxy,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n %+v\nwant\n %+v", c, want)

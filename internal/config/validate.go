@@ -52,6 +52,8 @@ func (c *Config) validate(p *problems) {
 
 	c.validateSources(p)
 
+	c.Gateway.validate(p)
+
 	c.Proxy.validate(p)
 	c.validateDatasets(p)
 }

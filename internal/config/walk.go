@@ -293,7 +293,7 @@ func (w *walker) unknown(path, key string, line int, t reflect.Type) {
 // which no message may show.
 func secretPath(path string) bool {
 	return path == "proxy.users" || strings.HasPrefix(path, "proxy.users.") ||
-		strings.HasSuffix(path, ".salt")
+		strings.HasSuffix(path, ".salt") || path == "gateway.jwt.hs256_secret"
 }
 
 // describeKind says what kind of YAML node n is, without its value.
