@@ -19,6 +19,11 @@ import (
 // cannot carry the watermarks a backfill needs (PostgreSQL before 14).
 var ErrBackfillUnsupported = errors.New("online backfill needs PostgreSQL 14 or later (logical messages)")
 
+// ErrBackfillRequest marks errors of [Capture.Backfill] caused by the
+// request itself (no tables, an unknown table, a table without a key),
+// as opposed to failures to reach the source or the log.
+var ErrBackfillRequest = errors.New("bad backfill request")
+
 // backfillPlan is a requested backfill, stored in the log's state bucket
 // so it continues after a restart.
 type backfillPlan struct {
@@ -60,7 +65,7 @@ func backfillStateKey(source string) string { return "backfill." + source }
 // and survives restarts; its rows arrive as read records.
 func (c *Capture) Backfill(ctx context.Context, tables []string) (string, error) {
 	if len(tables) == 0 {
-		return "", errors.New("backfill: name at least one table")
+		return "", fmt.Errorf("backfill: name at least one table: %w", ErrBackfillRequest)
 	}
 	conn, err := pgx.Connect(ctx, c.opts.DSN)
 	if err != nil {
@@ -105,7 +110,7 @@ func (c *Capture) backfillTable(ctx context.Context, conn *pgx.Conn, name string
 		[]string{c.opts.Publication, c.opts.keylessPublication()}, name, c.opts.Schemas).Scan(&schema, &table)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tablePlan{}, fmt.Errorf("backfill: table %q is not captured by source %q (unknown, or not selected by "+
-			"its schemas and tables)", name, c.opts.Source)
+			"its schemas and tables): %w", name, c.opts.Source, ErrBackfillRequest)
 	}
 	if err != nil {
 		return tablePlan{}, fmt.Errorf("backfill: look up %q: %w", name, err)
@@ -117,7 +122,7 @@ func (c *Capture) backfillTable(ctx context.Context, conn *pgx.Conn, name string
 	}
 	if len(tp.Key) == 0 {
 		return tablePlan{}, fmt.Errorf("backfill: table %s.%s has no primary key or replica identity index; "+
-			"a backfill reads in key order and needs one", schema, table)
+			"a backfill reads in key order and needs one: %w", schema, table, ErrBackfillRequest)
 	}
 	tp.Chunks = nil
 	return tp, nil
@@ -144,8 +149,11 @@ func (c *Capture) saveBackfills(ctx context.Context, plans []backfillPlan) error
 	return c.opts.Log.PutState(ctx, backfillStateKey(c.opts.Source), data)
 }
 
+// finishedKept is how many finished backfills Status keeps listing.
+const finishedKept = 16
+
 func (c *Capture) publishBackfillStatus(plans []backfillPlan) {
-	var st []BackfillStatus
+	st := slices.Clone(c.finishedBackfills)
 	for _, p := range plans {
 		for _, t := range p.Tables {
 			st = append(st, BackfillStatus{ID: p.ID, Table: t.Schema + "." + t.Table, Rows: t.Rows, Done: t.Done})
@@ -213,6 +221,13 @@ func (s *session) updateBackfill(ctx context.Context, plan backfillPlan, finishe
 	case i < 0:
 	case finished:
 		plans = slices.Delete(plans, i, i+1)
+		for _, t := range plan.Tables {
+			s.c.finishedBackfills = append(s.c.finishedBackfills,
+				BackfillStatus{ID: plan.ID, Table: t.Schema + "." + t.Table, Rows: t.Rows, Done: true})
+		}
+		if n := len(s.c.finishedBackfills); n > finishedKept {
+			s.c.finishedBackfills = s.c.finishedBackfills[n-finishedKept:]
+		}
 	default:
 		plans[i] = plan
 	}

@@ -65,7 +65,7 @@ func waitBackfill(t *testing.T, c *Capture, id string) {
 	for time.Now().Before(deadline) {
 		pending := false
 		for _, b := range c.Status().Backfills {
-			pending = pending || b.ID == id
+			pending = pending || (b.ID == id && !b.Done)
 		}
 		if !pending {
 			return

@@ -30,8 +30,10 @@ type Capture struct {
 	snapEstimated atomic.Int64
 	snapStarted   atomic.Int64 // unix nanoseconds; 0 when none ran
 
-	// backfillMu serializes changes to the backfill queue in the log.
-	backfillMu sync.Mutex
+	// backfillMu serializes changes to the backfill queue in the log,
+	// and guards finishedBackfills.
+	backfillMu        sync.Mutex
+	finishedBackfills []BackfillStatus
 	// backfillWake tells the running session of a newly queued backfill.
 	backfillWake   chan struct{}
 	backfillStatus atomic.Pointer[[]BackfillStatus]

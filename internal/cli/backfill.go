@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
+	"github.com/pgtide/pgtide/internal/capture"
 	"github.com/pgtide/pgtide/internal/config"
 )
 
@@ -101,15 +101,11 @@ func (n *node) serveBackfill(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := c.Backfill(r.Context(), req.Tables)
 	if err != nil {
-		// TODO(#3): capture does not type its input errors; connection
-		// and context failures are the ones known not to be the caller's.
-		var ce *pgconn.ConnectError
-		if errors.As(err, &ce) || errors.Is(err, context.Canceled) ||
-			errors.Is(err, context.DeadlineExceeded) {
-			writeAPIError(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
+		if errors.Is(err, capture.ErrBackfillRequest) || errors.Is(err, capture.ErrBackfillUnsupported) {
+			writeAPIError(w, http.StatusBadRequest, "bad_request", "%v", err)
 			return
 		}
-		writeAPIError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
 		return
 	}
 	b, _ := json.Marshal(backfillResponse{ID: id})
@@ -189,13 +185,16 @@ func (e *env) runBackfill(ctx context.Context, cfg config.Config, o backfillOpti
 			}
 		}
 		if len(mine) == 0 {
-			// Capture drops a backfill from its queue when it is done,
-			// so its final row counts are not known here.
+			// Finished long ago: capture keeps only recent ones.
 			p.update(fmt.Sprintf("backfill %s: %s - done", resp.ID, strings.Join(tables, ", ")))
 			p.finish()
 			return nil
 		}
 		p.update(formatBackfill(resp.ID, mine))
+		if !slices.ContainsFunc(mine, func(b backfillProgress) bool { return !b.Done }) {
+			p.finish()
+			return nil
+		}
 
 		select {
 		case <-ctx.Done():

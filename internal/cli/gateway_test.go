@@ -172,8 +172,8 @@ func TestGatewayAndBackfill(t *testing.T) {
 
 	t.Run("backfill", func(t *testing.T) {
 		r := mustRun(t, "snapshot", "backfill", "--admin-listen", u.admin, "items")
-		if !strings.Contains(r.stdout, "items") || !strings.HasSuffix(strings.TrimSpace(r.stdout), "- done") {
-			t.Errorf("snapshot backfill printed %q, want progress of items ending in done", r.stdout)
+		if !strings.Contains(r.stdout, "items") || !strings.HasSuffix(strings.TrimSpace(r.stdout), "5 rows (done)") {
+			t.Errorf("snapshot backfill printed %q, want progress of items ending in 5 rows done", r.stdout)
 		}
 		// The backfill's rows follow the snapshot's in the log.
 		q := url.Values{"source": {db}, "tables": {"public.items"}, "ops": {"read"}}
