@@ -29,10 +29,9 @@ func (e *executor) ddl(ctx context.Context, b *change.Batch) error {
 	if d == nil {
 		return &PermanentError{Err: fmt.Errorf("apply of %q: ddl record %s has no statement", e.a.opts.Source, id)}
 	}
-	// Capture's event trigger function runs with search_path pg_catalog,
-	// so that is what it records for every statement; then the
-	// database's default is the best guess.
-	// TODO(#5): drop this when capture records the caller's search_path.
+	// Capture's event trigger recorded search_path pg_catalog for every
+	// statement before it kept the caller's; for such old records the
+	// target database's default is the best guess.
 	if path := d.SearchPath; path != "" && path != "pg_catalog" {
 		res := e.conn.ExecParams(ctx, "SELECT pg_catalog.set_config('search_path', $1, true)",
 			[][]byte{[]byte(path)}, nil, nil, nil).Read()

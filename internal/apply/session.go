@@ -298,7 +298,7 @@ func (a *Applier) decode(c *chunk) {
 	defer close(c.ready)
 	for i := range c.msgs {
 		m := &c.msgs[i]
-		b, err := decodeBatch(m.data)
+		b, err := change.DecodeBatch(m.data)
 		if err != nil {
 			c.msgs = c.msgs[:i]
 			c.err = &PermanentError{Err: fmt.Errorf("apply of %q: log message %d: %w", a.opts.Source, m.seq, err)}

@@ -45,6 +45,9 @@ func TestTruncateAndDDLInCommitOrder(t *testing.T) {
 	e.exec(t, `INSERT INTO b (a_id) VALUES (1)`)
 	e.exec(t, `TRUNCATE a, b RESTART IDENTITY`)
 	e.exec(t, `ALTER TABLE a RENAME COLUMN v TO w; UPDATE a SET w = 'q'; INSERT INTO a VALUES (4, 'n', 1)`)
+	// DDL by an ordinary role works, and records that role's search_path.
+	e.exec(t, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`)
+	e.exec(t, `SET ROLE app; SET search_path = public, pg_temp; CREATE TABLE app_t (id int PRIMARY KEY)`)
 
 	want := strings.Join([]string{
 		"insert a",
@@ -53,6 +56,7 @@ func TestTruncateAndDDLInCommitOrder(t *testing.T) {
 		"insert b",
 		"truncate a restart", "truncate b restart",
 		"ddl ALTER TABLE", "insert a",
+		"ddl GRANT", "ddl CREATE TABLE",
 	}, "\n")
 	recs := waitRecords(t, e.log, "src", func(r []change.Record) bool {
 		return len(r) >= strings.Count(want, "\n")+1
@@ -70,6 +74,10 @@ func TestTruncateAndDDLInCommitOrder(t *testing.T) {
 	}
 	if !strings.Contains(recs[2].DDL.Statement, "ADD COLUMN extra") {
 		t.Errorf("DDL statement = %q", recs[2].DDL.Statement)
+	}
+	if d := recs[11].DDL; d.SearchPath != "public, pg_temp" || d.User != "postgres" || !strings.Contains(d.Statement, "app_t") {
+		t.Errorf("DDL of role app recorded search_path %q, user %q, statement %q; want the role's own search_path",
+			d.SearchPath, d.User, d.Statement)
 	}
 
 	// Transactions keep their records together, the last one flagged.

@@ -113,26 +113,39 @@ BEGIN
 END
 $$;
 
+-- record_ddl stores one DDL statement in the log table. It runs with its
+-- owner's rights, so the roles that run DDL need none on the table.
+CREATE OR REPLACE FUNCTION pgtide.record_ddl(p_tag text, p_statement text, p_search_path text, p_objects text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO pgtide.ddl_log (tag, statement, search_path, username, objects)
+    VALUES (p_tag, p_statement, p_search_path, session_user, p_objects);
+END
+$$;
+
 -- on_ddl records each DDL statement once per transaction and query text,
 -- then re-syncs the publications so a new or altered table never makes the
--- source's UPDATE or DELETE fail.
+-- source's UPDATE or DELETE fail. It runs as the role that ran the DDL and
+-- keeps that role's search_path (which is what the log must record), so
+-- every name in it is qualified.
 CREATE OR REPLACE FUNCTION pgtide.on_ddl() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
-    q    text := current_query();
-    seen text := current_setting('pgtide.ddl_seen', true);
-    me   text := txid_current()::text || ':' || md5(coalesce(current_query(), ''));
+    q    text := pg_catalog.current_query();
+    seen text := pg_catalog.current_setting('pgtide.ddl_seen', true);
+    me   text := pg_catalog.txid_current()::text || ':' || pg_catalog.md5(coalesce(pg_catalog.current_query(), ''));
     objs text[];
 BEGIN
-    IF current_setting('pgtide.in_sync', true) = 'on' THEN
+    IF pg_catalog.current_setting('pgtide.in_sync', true) = 'on' THEN
         RETURN;
     END IF;
     IF seen IS DISTINCT FROM me THEN
-        PERFORM set_config('pgtide.ddl_seen', me, true);
-        SELECT coalesce(array_agg(DISTINCT object_identity) FILTER (WHERE object_identity IS NOT NULL), '{}')
-          INTO objs FROM pg_event_trigger_ddl_commands();
-        INSERT INTO pgtide.ddl_log (tag, statement, search_path, username, objects)
-        VALUES (tg_tag, coalesce(q, ''), current_setting('search_path'), session_user, objs);
+        PERFORM pg_catalog.set_config('pgtide.ddl_seen', me, true);
+        SELECT coalesce(pg_catalog.array_agg(DISTINCT c.object_identity)
+                        FILTER (WHERE c.object_identity IS NOT NULL), '{}')
+          INTO objs FROM pg_catalog.pg_event_trigger_ddl_commands() c;
+        PERFORM pgtide.record_ddl(tg_tag, coalesce(q, ''), pg_catalog.current_setting('search_path'), objs);
     END IF;
     IF tg_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE',
                   'CREATE INDEX', 'ALTER INDEX', 'DROP INDEX', 'ALTER SCHEMA') THEN
@@ -140,3 +153,6 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Every role that runs DDL calls into this schema through the trigger.
+GRANT USAGE ON SCHEMA pgtide TO PUBLIC;

@@ -245,6 +245,15 @@ func (v *Value) UnmarshalJSON(data []byte) error {
 // checks the structure (version, operation, LSN, row widths) so a consumer
 // never sees a half-valid batch; the error says what is wrong.
 func DecodeBatch(data []byte) (*Batch, error) {
+	if b, ok := fastDecode(data); ok {
+		return b, nil
+	}
+	return decodeJSON(data)
+}
+
+// decodeJSON is DecodeBatch through encoding/json: the reference decoder
+// and the source of every error message.
+func decodeJSON(data []byte) (*Batch, error) {
 	var w wireBatch
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("decode change batch: %w", err)

@@ -1,4 +1,4 @@
-package apply
+package change
 
 import (
 	"fmt"
@@ -6,14 +6,12 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/pgtide/pgtide/internal/change"
 )
 
 // randomBatch builds a batch with awkward names and values: quotes,
 // backslashes, control characters, non-UTF-8 text, binary values, NULLs,
 // old rows, unchanged TOAST lists and every flag.
-func randomBatch(rng *rand.Rand) *change.Batch {
+func randomBatch(rng *rand.Rand) *Batch {
 	str := func() string {
 		const alphabet = "ab\"\\\n\r\t\x01\x1f/✓日 "
 		runes := []rune(alphabet)
@@ -24,40 +22,40 @@ func randomBatch(rng *rand.Rand) *change.Batch {
 		}
 		return string(out)
 	}
-	val := func() *change.Value {
+	val := func() *Value {
 		switch rng.IntN(5) {
 		case 0:
 			return nil
 		case 1:
-			return &change.Value{Format: change.FormatBinary, Data: []byte{0, 1, 0xff, byte(rng.IntN(256))}}
+			return &Value{Format: FormatBinary, Data: []byte{0, 1, 0xff, byte(rng.IntN(256))}}
 		case 2:
-			return &change.Value{Format: change.FormatText, Data: []byte{'x', 0xff, 0xfe}}
+			return &Value{Format: FormatText, Data: []byte{'x', 0xff, 0xfe}}
 		default:
-			return change.Text(str())
+			return Text(str())
 		}
 	}
-	ops := []change.Op{change.OpInsert, change.OpUpdate, change.OpDelete, change.OpRead, change.OpTruncate}
-	b := &change.Batch{
-		Source: "src", LSN: change.LSN(rng.Uint64() >> 8), FirstPos: 1 + uint32(rng.IntN(1000)),
+	ops := []Op{OpInsert, OpUpdate, OpDelete, OpRead, OpTruncate}
+	b := &Batch{
+		Source: "src", LSN: LSN(rng.Uint64() >> 8), FirstPos: 1 + uint32(rng.IntN(1000)),
 		Xid: rng.Uint32(), CommitTime: time.Unix(int64(rng.IntN(2e9)), int64(rng.IntN(1e9))).UTC(),
 		Schema: str(), Table: str(), Op: ops[rng.IntN(len(ops))],
 		Last: rng.IntN(2) == 0, Cascade: rng.IntN(3) == 0, RestartIdentity: rng.IntN(3) == 0,
 	}
 	ncols := rng.IntN(5)
 	for i := range ncols {
-		b.Columns = append(b.Columns, change.Column{Name: fmt.Sprintf("c%d%s", i, str()), Type: str(),
+		b.Columns = append(b.Columns, Column{Name: fmt.Sprintf("c%d%s", i, str()), Type: str(),
 			OID: rng.Uint32(), Key: rng.IntN(2) == 0})
 	}
 	for range 1 + rng.IntN(4) {
-		var r change.Row
+		var r Row
 		if rng.IntN(4) > 0 {
-			r.New = make([]*change.Value, ncols)
+			r.New = make([]*Value, ncols)
 			for i := range r.New {
 				r.New[i] = val()
 			}
 		}
 		if rng.IntN(2) == 0 {
-			r.Old = make([]*change.Value, ncols)
+			r.Old = make([]*Value, ncols)
 			for i := range r.Old {
 				r.Old[i] = val()
 			}
@@ -72,15 +70,15 @@ func randomBatch(rng *rand.Rand) *change.Batch {
 }
 
 // TestFastDecodeMatchesChange checks the fast parser against
-// change.DecodeBatch on random batches: it must accept the encoder's
+// decodeJSON on random batches: it must accept the encoder's
 // output and decode it to the same batch.
 func TestFastDecodeMatchesChange(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 3000 {
 		data := randomBatch(rng).AppendJSON(nil)
-		want, err := change.DecodeBatch(data)
+		want, err := decodeJSON(data)
 		if err != nil {
-			t.Fatalf("batch %d: change.DecodeBatch: %v", i, err)
+			t.Fatalf("batch %d: decodeJSON: %v", i, err)
 		}
 		got, ok := fastDecode(data)
 		if !ok {
@@ -93,7 +91,7 @@ func TestFastDecodeMatchesChange(t *testing.T) {
 }
 
 // FuzzFastDecode: whatever the bytes, a batch the fast parser accepts is
-// one change.DecodeBatch accepts and decodes identically.
+// one decodeJSON accepts and decodes identically.
 func FuzzFastDecode(f *testing.F) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 20 {
@@ -104,9 +102,9 @@ func FuzzFastDecode(f *testing.F) {
 		if !ok {
 			return
 		}
-		want, err := change.DecodeBatch(data)
+		want, err := decodeJSON(data)
 		if err != nil {
-			t.Fatalf("fastDecode accepted what change.DecodeBatch rejects (%v): %q", err, data)
+			t.Fatalf("fastDecode accepted what decodeJSON rejects (%v): %q", err, data)
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("fastDecode(%q)\n= %+v\nwant %+v", data, got, want)

@@ -1,27 +1,17 @@
-package apply
+package change
 
 import (
 	"encoding/base64"
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/pgtide/pgtide/internal/change"
 )
 
-// decodeBatch decodes a log message. change.DecodeBatch goes through
-// encoding/json, which costs more CPU than the rest of apply together, so
-// a strict parser reads the exact layout Batch.AppendJSON writes; anything
-// else (other key order, DDL records, escapes it never writes, any doubt)
-// falls back to change.DecodeBatch, which also produces the errors.
-//
-// TODO(#5): move this parser into internal/change as its DecodeBatch.
-func decodeBatch(data []byte) (*change.Batch, error) {
-	if b, ok := fastDecode(data); ok {
-		return b, nil
-	}
-	return change.DecodeBatch(data)
-}
+// This file is DecodeBatch's fast path. encoding/json costs more CPU than
+// the rest of a log reader (apply, the gateway) together, so a strict
+// parser reads the exact layout Batch.AppendJSON writes; anything else
+// (other key order, DDL records, escapes it never writes, any doubt) falls
+// back to encoding/json, which also produces the errors.
 
 // parser is a cursor over one message. Every method reports false at the
 // first byte that does not fit the encoder's layout.
@@ -45,7 +35,8 @@ func (p *parser) uint(bits int) (uint64, bool) {
 	for p.i < len(p.d) && p.d[p.i] >= '0' && p.d[p.i] <= '9' {
 		p.i++
 	}
-	if p.i == start || p.i-start > 20 {
+	// JSON forbids leading zeros; the encoder never writes them.
+	if p.i == start || p.i-start > 20 || (p.d[start] == '0' && p.i-start > 1) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(string(p.d[start:p.i]), 10, bits)
@@ -122,11 +113,11 @@ func (p *parser) escapedStr(start int) ([]byte, bool) {
 	return nil, false
 }
 
-func (p *parser) values(n int) ([]*change.Value, bool) {
+func (p *parser) values(n int) ([]*Value, bool) {
 	if !p.lit("[") {
 		return nil, false
 	}
-	vals := make([]*change.Value, 0, n)
+	vals := make([]*Value, 0, n)
 	for !p.peek(']') {
 		if len(vals) > 0 && !p.lit(",") {
 			return nil, false
@@ -139,11 +130,11 @@ func (p *parser) values(n int) ([]*change.Value, bool) {
 			if !ok {
 				return nil, false
 			}
-			vals = append(vals, &change.Value{Format: change.FormatText, Data: s})
+			vals = append(vals, &Value{Format: FormatText, Data: s})
 		default:
-			format := change.FormatBinary
+			format := FormatBinary
 			if p.lit(`{"t64":`) {
-				format = change.FormatText
+				format = FormatText
 			} else if !p.lit(`{"b64":`) {
 				return nil, false
 			}
@@ -155,15 +146,15 @@ func (p *parser) values(n int) ([]*change.Value, bool) {
 			if err != nil {
 				return nil, false
 			}
-			vals = append(vals, &change.Value{Format: format, Data: raw})
+			vals = append(vals, &Value{Format: format, Data: raw})
 		}
 	}
 	p.i++
 	return vals, len(vals) == n
 }
 
-func (p *parser) row(n int) (change.Row, bool) {
-	var r change.Row
+func (p *parser) row(n int) (Row, bool) {
+	var r Row
 	if !p.lit("{") {
 		return r, false
 	}
@@ -208,9 +199,9 @@ func (p *parser) strField(key string) (string, bool) {
 	return string(s), ok
 }
 
-func fastDecode(data []byte) (*change.Batch, bool) {
+func fastDecode(data []byte) (*Batch, bool) {
 	p := &parser{d: data}
-	b := &change.Batch{}
+	b := &Batch{}
 	var ok bool
 	if !p.lit(`{"v":1`) {
 		return nil, false
@@ -222,7 +213,7 @@ func fastDecode(data []byte) (*change.Batch, bool) {
 	if !ok {
 		return nil, false
 	}
-	l, err := change.ParseLSN(lsn)
+	l, err := ParseLSN(lsn)
 	if err != nil {
 		return nil, false
 	}
@@ -256,16 +247,16 @@ func fastDecode(data []byte) (*change.Batch, bool) {
 	if !ok {
 		return nil, false
 	}
-	b.Op = change.Op(op)
-	if !b.Op.Valid() || b.Op == change.OpDDL || !p.lit(`,"columns":[`) {
+	b.Op = Op(op)
+	if !b.Op.Valid() || b.Op == OpDDL || !p.lit(`,"columns":[`) {
 		return nil, false
 	}
-	b.Columns = []change.Column{}
+	b.Columns = []Column{}
 	for !p.peek(']') {
 		if len(b.Columns) > 0 && !p.lit(",") {
 			return nil, false
 		}
-		var c change.Column
+		var c Column
 		if c.Name, ok = p.strField(`{"name":`); !ok {
 			return nil, false
 		}
@@ -304,7 +295,7 @@ func fastDecode(data []byte) (*change.Batch, bool) {
 	if !p.lit("}") || p.i != len(p.d) {
 		return nil, false
 	}
-	// The checks of change.DecodeBatch.
+	// The checks of DecodeBatch.
 	if b.FirstPos == 0 || len(b.Rows) == 0 || uint64(b.FirstPos)+uint64(len(b.Rows))-1 > 1<<32-1 {
 		return nil, false
 	}
