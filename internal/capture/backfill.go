@@ -337,14 +337,18 @@ func (s *session) readWindow(ctx context.Context, conn *pgx.Conn, tp *tablePlan,
 		return nil, nil, err
 	}
 	rr := conn.PgConn().ExecParams(ctx, sql, args, nil, nil, formats)
+	arena := newRowArena(len(cols), defaultBackfillChunk, format == 1)
 	var rows []change.Row
-	var last []string
 	for rr.NextRow() {
-		row, _, key := copyRow(rr.Values(), len(cols), format)
-		rows, last = append(rows, row), key
+		row, _ := arena.add(rr.Values())
+		rows = append(rows, row)
 	}
+	last := arena.lastKey()
 	if _, err := rr.Close(); err != nil {
 		return nil, nil, fmt.Errorf("backfill: read %s.%s: %w", tp.Schema, tp.Table, err)
+	}
+	if len(rows) == 0 {
+		last = nil
 	}
 	return rows, last, nil
 }
