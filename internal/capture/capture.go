@@ -29,6 +29,7 @@ type Capture struct {
 	snapRows      atomic.Int64
 	snapEstimated atomic.Int64
 	snapStarted   atomic.Int64 // unix nanoseconds; 0 when none ran
+	snapDone      atomic.Bool
 
 	// backfillMu serializes changes to the backfill queue in the log,
 	// and guards finishedBackfills.
@@ -94,6 +95,8 @@ type SnapshotStatus struct {
 	RowsDone      int64
 	RowsEstimated int64
 	ETA           time.Duration
+	// Done is true once every row is in the log.
+	Done bool
 }
 
 // Status returns the capture's current state.
@@ -112,7 +115,7 @@ func (c *Capture) Status() Status {
 	}
 	if c.snapStarted.Load() != 0 {
 		s.Snapshot = &SnapshotStatus{RowsDone: c.snapRows.Load(), RowsEstimated: c.snapEstimated.Load(),
-			ETA: c.snapshotETA()}
+			ETA: c.snapshotETA(), Done: c.snapDone.Load()}
 	}
 	return s
 }
@@ -121,7 +124,7 @@ func (c *Capture) Status() Status {
 func (c *Capture) snapshotETA() time.Duration {
 	done, est := c.snapRows.Load(), c.snapEstimated.Load()
 	start := c.snapStarted.Load()
-	if done <= 0 || start == 0 || est <= done {
+	if done <= 0 || start == 0 || est <= done || c.snapDone.Load() {
 		return 0
 	}
 	elapsed := time.Since(time.Unix(0, start))

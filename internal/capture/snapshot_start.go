@@ -147,6 +147,7 @@ func (s *session) runSnapshot(ctx context.Context, plan *snapshotPlan, lsn chang
 	}
 	s.c.snapEstimated.Store(plan.Estimated)
 	s.c.snapStarted.Store(time.Now().UnixNano())
+	s.c.snapDone.Store(false)
 	for _, t := range truncate {
 		if err := run.publishTruncate(ctx, t); err != nil {
 			return err
@@ -159,6 +160,7 @@ func (s *session) runSnapshot(ctx context.Context, plan *snapshotPlan, lsn chang
 	if err := savePlan(ctx, s, plan); err != nil {
 		return err
 	}
+	s.c.snapDone.Store(true)
 	s.c.log.Info("snapshot done", "rows", run.rows, "duration", plan.Finished.Sub(plan.Started).Round(time.Millisecond))
 	return nil
 }

@@ -291,7 +291,7 @@ type ConnStatus struct {
 
 // Status returns connections, instances and snapshots.
 func (s *Server) Status(ctx context.Context) (Status, error) {
-	st := Status{Listen: s.ln.Addr().String(), Instances: s.ctrl.Status()}
+	st := Status{Listen: s.ln.Addr().String(), Instances: s.ctrl.Status(), Connections: []ConnStatus{}}
 
 	s.mu.Lock()
 	for _, c := range s.conns {
