@@ -36,10 +36,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
+	"github.com/pgtide/pgtide/bench/internal/benchkit"
 	"github.com/pgtide/pgtide/internal/capture"
-	"github.com/pgtide/pgtide/internal/pgtest"
 )
 
 // Names shared by the parent and its capture children.
@@ -128,21 +127,13 @@ func (cfg *config) check() error {
 
 // run starts the cluster, runs both parts and prints the results.
 func run(ctx context.Context, cfg config) (err error) {
-	pg, err := pgtest.StartCluster(ctx, pgtest.Options{Settings: benchSettings})
+	pg, stop, err := benchkit.StartCluster(ctx, benchSettings, cfg.keep)
 	if err != nil {
-		return fmt.Errorf("start cluster: %w", err)
+		return err
 	}
 	defer func() {
-		if cfg.keep && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "kept: cluster %s (dsn %s); stop it with "+
-				"%s/pg_ctl -D %s stop, as the OS user owning it\n",
-				pg.Dir(), pg.DSN("postgres"), pg.BinDir(), pg.DataDir())
-			return
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if serr := pg.Stop(sctx); serr != nil && err == nil {
-			err = fmt.Errorf("stop cluster: %w", serr)
+		if serr := stop(); serr != nil && err == nil {
+			err = serr
 		}
 	}()
 
@@ -153,7 +144,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	defer b.removeLogDirs()
 
 	fmt.Printf("machine: %d CPUs, %s; cluster on 127.0.0.1:%d; load average %s\n",
-		numCPU(), b.serverVersion, pg.Port(), loadAvg())
+		numCPU(), b.serverVersion, pg.Port(), benchkit.LoadAvg())
 
 	tp, err := b.throughput(ctx)
 	if err != nil {
@@ -168,7 +159,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 
 	// Other work on the machine skews every figure: show how busy it was.
-	fmt.Printf("\nload average at the end: %s\n\n", loadAvg())
+	fmt.Printf("\nload average at the end: %s\n\n", benchkit.LoadAvg())
 	fmt.Printf("RESULT capture_%s_rows_%d_per_tx pgtide=%.0f reference=%.0f unit=rows/s ratio=%.2f\n",
 		countName(cfg.rows), cfg.txRows, tp.pgtide, tp.reference, tp.pgtide/tp.reference)
 	if mem != nil {

@@ -3,17 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// clockTicks is the unit of utime and stime in /proc/<pid>/stat (USER_HZ,
-// 100 on Linux).
-const clockTicks = 100
+	"github.com/pgtide/pgtide/bench/internal/benchkit"
+)
 
 // senderInterval is how often the walsender's CPU time is sampled.
 const senderInterval = 50 * time.Millisecond
@@ -48,7 +43,8 @@ func (b *bench) senderCPU(ctx context.Context, slot string) (stop func() float64
 			if err != nil || pid == 0 {
 				continue
 			}
-			if cpu, ok := procCPU(pid); ok {
+			if st, ok := benchkit.ReadProcStat(pid); ok {
+				cpu := st.CPU()
 				last = max(last, cpu)
 			}
 		}
@@ -57,29 +53,4 @@ func (b *bench) senderCPU(ctx context.Context, slot string) (stop func() float64
 		cancel()
 		return <-done
 	}, nil
-}
-
-// procCPU returns the user plus system CPU seconds of pid.
-func procCPU(pid int) (float64, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the parenthesised command name: state is field 3 of
-	// the full line, utime 14 and stime 15.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return (utime + stime) / clockTicks, true
 }

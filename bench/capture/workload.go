@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -186,16 +185,3 @@ func (b *bench) removeLogDirs() {
 }
 
 func numCPU() int { return runtime.NumCPU() }
-
-// loadAvg returns the 1, 5 and 15 minute load averages, "?" if unknown.
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}

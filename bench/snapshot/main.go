@@ -43,9 +43,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/pgtide/pgtide/internal/pgtest"
+	"github.com/pgtide/pgtide/bench/internal/benchkit"
 )
 
 // benchSettings are the server settings of a load test: buffers and WAL
@@ -146,22 +145,14 @@ func parseInts(s string) ([]int, error) {
 // run starts the cluster, loads the table, measures both sides and prints
 // the results.
 func run(ctx context.Context, cfg config) (err error) {
-	fmt.Printf("load average at the start: %s\n", loadAvg())
-	pg, err := pgtest.StartCluster(ctx, pgtest.Options{Settings: benchSettings})
+	fmt.Printf("load average at the start: %s\n", benchkit.LoadAvg())
+	pg, stop, err := benchkit.StartCluster(ctx, benchSettings, cfg.keep)
 	if err != nil {
-		return fmt.Errorf("start cluster: %w", err)
+		return err
 	}
 	defer func() {
-		if cfg.keep && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "kept: cluster %s (dsn %s); stop it with "+
-				"%s/pg_ctl -D %s stop, as the OS user owning it\n",
-				pg.Dir(), pg.DSN("postgres"), pg.BinDir(), pg.DataDir())
-			return
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if serr := pg.Stop(sctx); serr != nil && err == nil {
-			err = fmt.Errorf("stop cluster: %w", serr)
+		if serr := stop(); serr != nil && err == nil {
+			err = serr
 		}
 	}()
 
@@ -215,7 +206,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 
 	// Other work on the machine skews every figure: show how busy it was.
-	fmt.Printf("\nload average at the end: %s\n", loadAvg())
+	fmt.Printf("\nload average at the end: %s\n", benchkit.LoadAvg())
 	fmt.Printf("counted: best of %d runs each: pgtide with %d workers %.2f s, COPY %.2f s\n\n",
 		cfg.reps, cfg.workers, p.seconds, ref.seconds)
 	pr, rr := b.rate(p), b.rate(ref)
