@@ -1,8 +1,8 @@
 // Package cli implements the pgtide command line: the cobra commands, the
 // loading of configuration from file, environment and flags, and the wiring
-// of the change log, capture, the stream gateway, the offline-database
-// proxy with its snapshot schedule, and the admin server into running
-// roles.
+// of the change log, capture, apply, the stream gateway, the
+// offline-database proxy with its snapshot schedule, and the admin server
+// into running roles.
 //
 // # Exit codes
 //
@@ -107,6 +107,7 @@ func (e *env) rootCommand() *cobra.Command {
 	root.AddCommand(
 		e.upCommand(),
 		e.captureCommand(),
+		e.applyCommand(),
 		e.gatewayCommand(),
 		e.proxyCommand(),
 		e.snapshotCommand(),

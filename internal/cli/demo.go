@@ -36,7 +36,9 @@ func (e *env) demoCommand() *cobra.Command {
 			"embedded change log and capture, runs a steady write workload against\n" +
 			"the shop and prints every captured change until Ctrl-C (or --duration).\n" +
 			"It also serves an offline copy of the shop, with customers' emails\n" +
-			"masked, through the proxy (psql \"postgresql://demo:demo@127.0.0.1:6433/shop\").\n" +
+			"masked, through the proxy (psql \"postgresql://demo:demo@127.0.0.1:6433/shop\"),\n" +
+			"and keeps a second database, " + demoReplica + ", in step with the shop through an\n" +
+			"applier, printing its lag every " + demoReplicaReport.String() + ".\n" +
 			"On exit it stops the server and removes everything it created; the\n" +
 			"change log stays with --keep or when --data-dir names its directory.\n\n" +
 			"It needs the PostgreSQL server binaries (initdb, postgres, pg_ctl).",
@@ -105,18 +107,23 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 	if err := demo.CreateSchema(ctx, dsn); err != nil {
 		return ignoreCanceled(ctx, err)
 	}
+	if err := pg.CreateDatabase(ctx, demoReplica); err != nil {
+		return ignoreCanceled(ctx, fmt.Errorf("create demo replica database: %w", err))
+	}
 
 	cfg.Sources = []config.SourceConfig{{Name: demoSource, DSN: dsn, Schemas: []string{demo.Schema}}}
 	cfg.ApplyDefaults()
 	configureDemoOffline(&cfg, dsn)
+	configureDemoReplica(&cfg, pg.DSN(demoReplica))
 	if err := cfg.Validate(); err != nil {
 		return newConfigError(err)
 	}
 
 	roles := nodeRoles{
-		sources: cfg.Sources,
-		proxy:   cfg.ProxyEnabled(),
-		gateway: cfg.Gateway.Listen != config.Off,
+		sources:  cfg.Sources,
+		proxy:    cfg.ProxyEnabled(),
+		gateway:  cfg.Gateway.Listen != config.Off,
+		replicas: cfg.Replicas,
 	}
 	n, err := startNode(ctx, cfg, roles, logger)
 	if err != nil {
@@ -146,8 +153,10 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 		stopSnapshot := takeDemoSnapshot(ctx, n, out, logger)
 		defer stopSnapshot()
 	}
+	stopReports := reportDemoReplica(ctx, n, out)
 	err = e.runDemoWorkload(ctx, n, out, dsn, info.LastSeq+1, logger)
 	fmt.Fprintln(out, "pgtide demo: stopping")
+	stopReports()
 	return err
 }
 
@@ -223,6 +232,9 @@ func printDemoBanner(w io.Writer, n *node, cfg config.Config, dsn string) {
 	if u := n.adminURL(); u != "" {
 		fmt.Fprintf(w, "  admin       %s  (metrics: %s/metrics, status: %s/v1/status)\n", u, u, u)
 	}
+	for _, r := range n.replicas {
+		fmt.Fprintf(w, "  replica     %s  %s  (kept in step by an applier)\n", r.cfg.Name, r.cfg.DSN)
+	}
 	if n.proxy != nil {
 		fmt.Fprintf(w, "  offline db  %s  (dataset %s on the proxy, user %s, password %s)\n",
 			n.proxy.addr(), demoDataset, demoUser, demoPassword)
@@ -239,6 +251,11 @@ func printDemoBanner(w io.Writer, n *node, cfg config.Config, dsn string) {
 		printDemoGateway(w, n.gwURL)
 	}
 	fmt.Fprintf(w, "  psql '%s'\n", dsn)
+	for _, r := range n.replicas {
+		fmt.Fprintf(w, "  psql '%s'\n", r.cfg.DSN)
+		fmt.Fprintf(w, "      the replica %s: the same rows a moment later, applied from the change log;\n"+
+			"      its lag is printed every %s\n", r.cfg.Name, demoReplicaReport)
+	}
 	if n.proxy != nil {
 		fmt.Fprintf(w, "  %s\n", demoPsqlCommand(n.proxy.addr()))
 		fmt.Fprintf(w, "      an offline copy of the demo database through pgtide's proxy; shop.customers\n"+

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgtide/pgtide/internal/admin"
+	"github.com/pgtide/pgtide/internal/apply"
 	"github.com/pgtide/pgtide/internal/capture"
 	"github.com/pgtide/pgtide/internal/changelog"
 	"github.com/pgtide/pgtide/internal/config"
@@ -46,6 +47,12 @@ type nodeRoles struct {
 	// gateway serves the change log to applications: on the admin
 	// listener, or on gateway.listen when set. It needs sources.
 	gateway bool
+
+	// replicas are kept in step with their sources by appliers. With
+	// sources the node applies from the log it opens; without, it reads
+	// the log like `log tail` (external, a running pgtide's listener, or
+	// the store).
+	replicas []config.ReplicaConfig
 }
 
 // node is a running pgtide process: the change log, the capture of each
@@ -56,23 +63,25 @@ type node struct {
 	logger  *slog.Logger
 	started time.Time
 
-	lock    *dirLock // held while an embedded log is open; nil otherwise
-	log     *changelog.Log
-	reg     *prometheus.Registry
-	admin   *admin.Server   // nil when admin.listen is off
-	gw      *gateway.Server // nil unless the node runs the gateway
-	gwURL   string          // where clients reach gw
-	sources []*sourceRunner
-	proxy   *proxyRole // nil unless the node runs the proxy
+	lock     *dirLock // held while an embedded log is open; nil otherwise
+	log      *changelog.Log
+	closeLog func() // closes a log opened for reading; nil otherwise
+	reg      *prometheus.Registry
+	admin    *admin.Server   // nil when admin.listen is off
+	gw       *gateway.Server // nil unless the node runs the gateway
+	gwURL    string          // where clients reach gw
+	sources  []*sourceRunner
+	replicas []*replicaRunner
+	proxy    *proxyRole // nil unless the node runs the proxy
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	stopped chan struct{} // closed when every source has returned
+	stopped chan struct{} // closed when every source and replica has returned
 }
 
 // startNode opens the change log, starts the proxy and the admin server,
-// and starts capturing each source in the background. On error
-// everything started so far is stopped again.
+// and starts capturing each source and applying to each replica in the
+// background. On error everything started so far is stopped again.
 func startNode(
 	ctx context.Context, cfg config.Config, roles nodeRoles, logger *slog.Logger,
 ) (_ *node, err error) {
@@ -90,11 +99,14 @@ func startNode(
 		}
 	}()
 
-	if len(sources) > 0 {
+	switch {
+	case len(sources) > 0:
 		n.log, n.lock, err = openLog(ctx, cfg, logger)
-		if err != nil {
-			return nil, err
-		}
+	case len(roles.replicas) > 0:
+		n.log, n.closeLog, err = openLogReader(ctx, cfg, logger)
+	}
+	if err != nil {
+		return nil, err
 	}
 
 	if roles.proxy {
@@ -107,6 +119,14 @@ func startNode(
 	metrics := capture.NewMetrics(n.reg)
 	for _, s := range sources {
 		n.sources = append(n.sources, newSourceRunner(s, n.captureOptions(s, metrics), logger))
+	}
+	if len(roles.replicas) > 0 {
+		am := apply.NewMetrics(n.reg)
+		for _, r := range roles.replicas {
+			// Validate has checked that the source is configured.
+			src, _ := cfg.Source(r.Source)
+			n.replicas = append(n.replicas, newReplicaRunner(r, applyOptions(r, src, n.log, am, logger), logger))
+		}
 	}
 
 	var routes []admin.Route
@@ -159,19 +179,26 @@ func startNode(
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
-	var sourcesWG sync.WaitGroup
+	var rolesWG sync.WaitGroup
 	for _, r := range n.sources {
-		sourcesWG.Add(1)
+		rolesWG.Add(1)
 		go func() {
-			defer sourcesWG.Done()
+			defer rolesWG.Done()
+			r.run(runCtx)
+		}()
+	}
+	for _, r := range n.replicas {
+		rolesWG.Add(1)
+		go func() {
+			defer rolesWG.Done()
 			r.run(runCtx)
 		}()
 	}
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		sourcesWG.Wait()
-		if len(n.sources) > 0 {
+		rolesWG.Wait()
+		if len(n.sources)+len(n.replicas) > 0 {
 			close(n.stopped)
 		}
 	}()
@@ -276,10 +303,16 @@ func (n *node) maxMessageBytes() int {
 	return defaultExternalMaxPayload
 }
 
-// ready returns nil when every source streams, or the reasons why not.
+// ready returns nil when every source streams and every replica's
+// applier follows the log, or the reasons why not.
 func (n *node) ready() error {
 	var errs []error
 	for _, r := range n.sources {
+		if err := r.notReady(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, r := range n.replicas {
 		if err := r.notReady(); err != nil {
 			errs = append(errs, err)
 		}
@@ -304,6 +337,9 @@ func (n *node) watchReady(ctx context.Context) {
 		"nats_url", redactURLs(n.natsURL()),
 		"sources", sourceNames(n.sourceConfigs()),
 	}
+	if len(n.replicas) > 0 {
+		attrs = append(attrs, "replicas", n.replicaNames())
+	}
 	if n.gw != nil {
 		attrs = append(attrs, "gateway_url", n.gwURL)
 	}
@@ -313,8 +349,9 @@ func (n *node) watchReady(ctx context.Context) {
 	n.logger.Info("pgtide ready", attrs...)
 }
 
-// waitReady waits until every source streams. It fails when ctx ends
-// first or when every source has stopped.
+// waitReady waits until every source streams and every replica applies.
+// It fails when ctx ends first or when every source and replica has
+// stopped.
 func (n *node) waitReady(ctx context.Context) error {
 	t := time.NewTicker(readyPoll)
 	defer t.Stop()
@@ -333,8 +370,8 @@ func (n *node) waitReady(ctx context.Context) error {
 	}
 }
 
-// wait blocks until ctx ends, then returns nil, or until every source has
-// stopped or the proxy stopped serving, then returns why.
+// wait blocks until ctx ends, then returns nil, or until every source and
+// replica has stopped or the proxy stopped serving, then returns why.
 func (n *node) wait(ctx context.Context) error {
 	var proxyStopped <-chan struct{} // nil: never
 	if n.proxy != nil {
@@ -358,7 +395,7 @@ func (n *node) natsURL() string {
 	return n.log.ClientURL()
 }
 
-// failure joins the errors of the sources that stopped.
+// failure joins the errors of the sources and replicas that stopped.
 func (n *node) failure() error {
 	var errs []error
 	for _, r := range n.sources {
@@ -366,14 +403,19 @@ func (n *node) failure() error {
 			errs = append(errs, err)
 		}
 	}
+	for _, r := range n.replicas {
+		if err := r.failure(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) == 0 {
-		return errors.New("every source stopped")
+		return errors.New("every source and replica stopped")
 	}
 	return errors.Join(errs...)
 }
 
-// close ends the gateway's streams, stops the captures and waits for
-// them (at most captureStopTimeout), closes the change log, stops the
+// close ends the gateway's streams, stops the captures and appliers and
+// waits for them (at most captureStopTimeout), closes the change log, stops the
 // proxy and shuts the admin server down. It is safe to call on a partly
 // started node.
 func (n *node) close() {
@@ -396,7 +438,10 @@ func (n *node) close() {
 				"timeout", captureStopTimeout)
 		}
 	}
-	if n.log != nil {
+	switch {
+	case n.closeLog != nil:
+		n.closeLog()
+	case n.log != nil:
 		if err := n.log.Close(); err != nil {
 			n.logger.Warn("close change log failed", "err", err)
 		}
@@ -417,6 +462,14 @@ func (n *node) adminURL() string {
 		return ""
 	}
 	return n.admin.URL()
+}
+
+func (n *node) replicaNames() []string {
+	names := make([]string, len(n.replicas))
+	for i, r := range n.replicas {
+		names[i] = r.cfg.Name
+	}
+	return names
 }
 
 func (n *node) sourceConfigs() []config.SourceConfig {

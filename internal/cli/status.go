@@ -25,8 +25,10 @@ type statusDoc struct {
 	NATSURL   string         `json:"nats_url,omitempty"`
 	Embedded  bool           `json:"embedded_log"`
 	Sources   []sourceStatus `json:"sources"`
-	Gateway   *gatewayStatus `json:"gateway,omitempty"`
-	Proxy     *proxyStatus   `json:"proxy,omitempty"`
+	// Replicas are the replicas this process applies to.
+	Replicas []replicaStatus `json:"replicas,omitempty"`
+	Gateway  *gatewayStatus  `json:"gateway,omitempty"`
+	Proxy    *proxyStatus    `json:"proxy,omitempty"`
 }
 
 // sourceStatus is the state of one source and its log stream.
@@ -109,6 +111,9 @@ func (n *node) status(ctx context.Context) statusDoc {
 		}
 		doc.Sources = append(doc.Sources, st)
 	}
+	for _, r := range n.replicas {
+		doc.Replicas = append(doc.Replicas, r.status())
+	}
 	return doc
 }
 
@@ -119,8 +124,9 @@ func (e *env) statusCommand() *cobra.Command {
 		Short: "Show the state of a running pgtide",
 		Long: "status asks the admin server of a running pgtide (admin.listen, or\n" +
 			"--admin-listen) for its state and prints its sources, their replication\n" +
-			"progress and their change log streams, and the offline-database proxy:\n" +
-			"its datasets, snapshots, instances and connections.",
+			"progress and their change log streams, its replicas with their apply\n" +
+			"lag, and the offline-database proxy: its datasets, snapshots, instances\n" +
+			"and connections.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := e.loadConfig(nil)
@@ -196,10 +202,13 @@ func printStatus(w io.Writer, doc statusDoc) error {
 	}
 	fmt.Fprintf(w, "pgtide %s, %s, up %s\n", doc.Version, ready,
 		time.Since(doc.StartedAt).Round(time.Second))
-	if len(doc.Sources) == 0 && doc.Proxy != nil {
+	if len(doc.Sources) == 0 && len(doc.Replicas) == 0 && doc.Proxy != nil {
 		return printProxyStatus(w, doc.Proxy)
 	}
 	fmt.Fprintf(w, "change log: %s, %s\n\n", logMode, nats)
+	if len(doc.Sources) == 0 && len(doc.Replicas) > 0 {
+		return printReplicas(w, doc.Replicas)
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tSTATE\tSLOT\tCONFIRMED LSN\tLOG FIRST\tLOG LAST\tMESSAGES\tLAST ERROR")
@@ -221,6 +230,12 @@ func printStatus(w io.Writer, doc statusDoc) error {
 		return err
 	}
 	printProgress(w, doc.Sources)
+	if len(doc.Replicas) > 0 {
+		fmt.Fprintln(w)
+		if err := printReplicas(w, doc.Replicas); err != nil {
+			return err
+		}
+	}
 	if doc.Gateway != nil {
 		auth := "no auth"
 		if doc.Gateway.Auth {
@@ -293,4 +308,27 @@ func dialAddr(listen string) string {
 		host = "::1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// printReplicas writes the replicas as a table.
+func printReplicas(w io.Writer, replicas []replicaStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPLICA\tSOURCE\tSTATE\tAPPLIED\tLAG\tLAG BYTES\tROWS/S\tLAST ERROR")
+	for _, r := range replicas {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.0f\t%s\n", r.Name, r.Source, r.State,
+			dash(r.AppliedID), formatLag(r.LagSeconds), r.LagBytes, r.RowsPerSecond,
+			dash(truncate(r.LastError, 80)))
+	}
+	return tw.Flush()
+}
+
+// formatLag formats a lag in seconds: "0.2s", "12s", "3m4s".
+func formatLag(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.1fs", sec)
+	default:
+		return d.Round(time.Second).String()
+	}
 }

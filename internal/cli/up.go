@@ -10,6 +10,7 @@ import (
 
 func (e *env) upCommand() *cobra.Command {
 	var dsn, name string
+	var replicaDSNs []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run pgtide: capture every source into the change log",
@@ -18,28 +19,40 @@ func (e *env) upCommand() *cobra.Command {
 			"configured source, the offline-database proxy when datasets are configured\n" +
 			"(and proxy.listen is not off), the stream gateway (on the admin listener,\n" +
 			"or on gateway.listen when set; gateway.listen: off disables it), and the\n" +
-			"admin server. It sets each source up first (slot, publications, DDL\n" +
-			"trigger), and stops cleanly on SIGINT or SIGTERM.\n\n" +
-			"Without a config file, --source names the one database to capture:\n\n" +
-			"  pgtide up --source postgres://pgtide:secret@db:5432/shop",
+			"admin server, and the applier of each configured replica. It sets each\n" +
+			"source up first (slot, publications, DDL trigger), and stops cleanly on\n" +
+			"SIGINT or SIGTERM.\n\n" +
+			"Without a config file, --source names the one database to capture, and\n" +
+			"--replica a database to keep in step with it (its schema is copied when\n" +
+			"it holds no table, then the existing rows and every change):\n\n" +
+			"  pgtide up --source postgres://pgtide:secret@db:5432/shop \\\n" +
+			"            --replica postgres://postgres:secret@replica:5432/shop",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name != "" && dsn == "" {
 				return usageErrorf("--name needs --source DSN")
 			}
 			cfg, err := e.loadConfig(func(c *config.Config) error {
-				if dsn == "" {
-					return nil
+				if dsn != "" {
+					if err := setSourceDSN(c, dsn, name); err != nil {
+						return err
+					}
 				}
-				return setSourceDSN(c, dsn, name)
+				for _, r := range replicaDSNs {
+					if err := setReplicaDSN(c, r); err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 			if err != nil {
 				return err
 			}
 			roles := nodeRoles{
-				sources: cfg.Sources,
-				proxy:   cfg.ProxyEnabled(),
-				gateway: cfg.Gateway.Listen != config.Off,
+				sources:  cfg.Sources,
+				proxy:    cfg.ProxyEnabled(),
+				gateway:  cfg.Gateway.Listen != config.Off,
+				replicas: cfg.Replicas,
 			}
 			if roles.gateway {
 				if err := checkMountedGateway(cfg); err != nil {
@@ -53,6 +66,8 @@ func (e *env) upCommand() *cobra.Command {
 		"connection string of a database to capture (like PGTIDE_SOURCE_DSN)")
 	cmd.Flags().StringVar(&name, "name", "",
 		"name of the --source database; default: its database name")
+	cmd.Flags().StringArrayVar(&replicaDSNs, "replica", nil,
+		"connection string of a database to keep in step with the only source (repeatable)")
 	return cmd
 }
 
@@ -85,7 +100,7 @@ func (e *env) captureCommand() *cobra.Command {
 // runNode runs roles until ctx ends, every source has failed, or the
 // proxy stopped serving.
 func (e *env) runNode(ctx context.Context, cfg config.Config, roles nodeRoles) error {
-	if len(roles.sources) == 0 && !roles.proxy {
+	if len(roles.sources) == 0 && !roles.proxy && len(roles.replicas) == 0 {
 		return errNoSource()
 	}
 	logger := newLogger(cfg.Log, e.stderr)
@@ -96,6 +111,9 @@ func (e *env) runNode(ctx context.Context, cfg config.Config, roles nodeRoles) e
 	}
 	if roles.proxy {
 		attrs = append(attrs, "datasets", datasetNames(cfg))
+	}
+	if len(roles.replicas) > 0 {
+		attrs = append(attrs, "replicas", replicaNames(roles.replicas))
 	}
 	logger.Info("pgtide starting", attrs...)
 

@@ -85,6 +85,10 @@ type Config struct {
 	// Datasets.
 	Proxy ProxyConfig `yaml:"proxy"`
 
+	// Replicas are the target databases kept in step with a source by an
+	// applier (`pgtide apply`, `pgtide up`). Default none.
+	Replicas []ReplicaConfig `yaml:"replicas"`
+
 	// Datasets are the offline datasets by name: 1 to 63 letters, digits
 	// and '_', not starting with a digit. Clients of the proxy connect to
 	// a dataset's name as their database. Default none.

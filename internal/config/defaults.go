@@ -51,6 +51,7 @@ func (c *Config) ApplyDefaults() {
 		c.Sources[i].applyDefaults()
 	}
 
+	c.applyReplicaDefaults()
 	c.applyGatewayDefaults()
 	c.applyProxyDefaults()
 }

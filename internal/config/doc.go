@@ -31,8 +31,8 @@
 //
 // Connection strings carry passwords, and proxy users carry passwords or
 // SCRAM verifiers. No error of this package contains one, and
-// [SourceConfig.RedactedDSN] and [DatasetConfig.RedactedSource] mask
-// connection strings for logs.
+// [SourceConfig.RedactedDSN], [ReplicaConfig.RedactedDSN] and
+// [DatasetConfig.RedactedSource] mask connection strings for logs.
 //
 // The reference of every key is docs/configuration.md.
 package config

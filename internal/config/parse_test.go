@@ -330,7 +330,7 @@ func TestParse_errors(t *testing.T) {
 		{"snapshot_workers", srcYAML("snapshot_workers: 99"), "sources[0].snapshot_workers", "use 1 to 32", 4},
 		{"snapshot_chunk_rows", srcYAML("snapshot_chunk_rows: 10"), "sources[0].snapshot_chunk_rows", "at least 1000", 4},
 
-		{"unknown_top", "colour: blue", "colour", "unknown key: the keys here are admin, data_dir, datasets, gateway, log, nats, proxy, sources", 1},
+		{"unknown_top", "colour: blue", "colour", "unknown key: the keys here are admin, data_dir, datasets, gateway, log, nats, proxy, replicas, sources", 1},
 		{"typo", srcYAML("hearbeat_interval: 5s"), "sources[0].hearbeat_interval",
 			`unknown key: did you mean "heartbeat_interval"?`, 4},
 		{"typo_hides_missing", "sources:\n  - nmae: shop\n    dsn: postgres://localhost/shop",

@@ -51,6 +51,7 @@ func (c *Config) validate(p *problems) {
 	c.NATS.validate(p)
 
 	c.validateSources(p)
+	c.validateReplicas(p)
 
 	c.Gateway.validate(p)
 

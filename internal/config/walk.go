@@ -142,8 +142,12 @@ func (w *walker) value(v *yaml.Node, t reflect.Type, path string) {
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		v = resolve(v)
 		if v.Kind != yaml.SequenceNode {
+			hint := ""
+			if path == "replicas" && v.Kind == yaml.ScalarNode {
+				hint = " (the number of copies of each stream is nats.replicas)"
+			}
 			w.p.addLine(path, v.Line,
-				"expected a list (items starting with \"- \"), got %s", describeNode(v))
+				"expected a list (items starting with \"- \"), got %s%s", describeNode(v), hint)
 			return
 		}
 		for i, item := range v.Content {
