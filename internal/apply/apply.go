@@ -42,7 +42,11 @@ func New(opts Options) (*Applier, error) {
 		return nil, err
 	}
 	opts.Logger = opts.Logger.With("source", opts.Source)
-	return &Applier{opts: opts, m: opts.Metrics.forSource(opts.Source)}, nil
+	name := opts.Name
+	if name == "" {
+		name = opts.Source
+	}
+	return &Applier{opts: opts, m: opts.Metrics.forReplica(opts.Source, name)}, nil
 }
 
 // Ready reports whether the applier holds the target and follows the log.
@@ -93,6 +97,9 @@ func (a *Applier) Status() Status {
 // (a divergence under [PolicyStop], a target table that cannot take a
 // record, a DDL statement that fails) and [ErrLocked] end Run.
 func (a *Applier) Run(ctx context.Context) error {
+	if a.opts.Log == nil {
+		return &PermanentError{Err: fmt.Errorf("apply of %q: no change log given", a.opts.Source)}
+	}
 	backoff := time.Second
 	var careful *change.ID
 	for {

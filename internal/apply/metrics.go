@@ -6,8 +6,8 @@ import (
 	"github.com/pgtide/pgtide/internal/change"
 )
 
-// Metrics are the applier's Prometheus metrics, labelled by source. One
-// Metrics serves every applier of a process.
+// Metrics are the applier's Prometheus metrics, labelled by source and
+// replica. One Metrics serves every applier of a process.
 type Metrics struct {
 	Rows         *prometheus.CounterVec
 	Transactions *prometheus.CounterVec
@@ -24,11 +24,11 @@ type Metrics struct {
 // NewMetrics creates the applier's metrics and registers them with reg
 // (when reg is not nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	src := []string{"source"}
+	src := []string{"source", "replica"}
 	m := &Metrics{
 		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgtide_apply_records_total", Help: "Records applied to the target, by operation.",
-		}, []string{"source", "op"}),
+		}, []string{"source", "replica", "op"}),
 		Transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgtide_apply_transactions_total", Help: "Source transactions applied and committed.",
 		}, src),
@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, src),
 		Divergences: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgtide_apply_divergences_total", Help: "Records that did not fit the target (insert conflict, update or delete of a missing row), by operation.",
-		}, []string{"source", "op"}),
+		}, []string{"source", "replica", "op"}),
 		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgtide_apply_restarts_total", Help: "Apply sessions restarted after an error.",
 		}, src),
@@ -64,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// sourceMetrics are the metrics of one source, resolved once so the hot
+// sourceMetrics are the metrics of one replica, resolved once so the hot
 // path does no label lookups.
 type sourceMetrics struct {
 	rows         map[change.Op]prometheus.Counter
@@ -79,26 +79,26 @@ type sourceMetrics struct {
 	rowsPerSec   prometheus.Gauge
 }
 
-func (m *Metrics) forSource(source string) *sourceMetrics {
+func (m *Metrics) forReplica(source, replica string) *sourceMetrics {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
 	sm := &sourceMetrics{
 		rows:         map[change.Op]prometheus.Counter{},
 		divergences:  map[string]prometheus.Counter{},
-		transactions: m.Transactions.WithLabelValues(source),
-		groups:       m.Groups.WithLabelValues(source),
-		restarts:     m.Restarts.WithLabelValues(source),
-		running:      m.Running.WithLabelValues(source),
-		appliedLSN:   m.AppliedLSN.WithLabelValues(source),
-		lagSeconds:   m.LagSeconds.WithLabelValues(source),
-		lagBytes:     m.LagBytes.WithLabelValues(source),
-		rowsPerSec:   m.RowsPerSec.WithLabelValues(source),
+		transactions: m.Transactions.WithLabelValues(source, replica),
+		groups:       m.Groups.WithLabelValues(source, replica),
+		restarts:     m.Restarts.WithLabelValues(source, replica),
+		running:      m.Running.WithLabelValues(source, replica),
+		appliedLSN:   m.AppliedLSN.WithLabelValues(source, replica),
+		lagSeconds:   m.LagSeconds.WithLabelValues(source, replica),
+		lagBytes:     m.LagBytes.WithLabelValues(source, replica),
+		rowsPerSec:   m.RowsPerSec.WithLabelValues(source, replica),
 	}
 	for _, op := range []change.Op{change.OpInsert, change.OpUpdate, change.OpDelete, change.OpTruncate,
 		change.OpDDL, change.OpRead} {
-		sm.rows[op] = m.Rows.WithLabelValues(source, string(op))
-		sm.divergences[string(op)] = m.Divergences.WithLabelValues(source, string(op))
+		sm.rows[op] = m.Rows.WithLabelValues(source, replica, string(op))
+		sm.divergences[string(op)] = m.Divergences.WithLabelValues(source, replica, string(op))
 	}
 	return sm
 }

@@ -40,7 +40,12 @@ type Options struct {
 	// progress row in the target. Required.
 	Source string
 
-	// Log is the change log to read. Required.
+	// Name names this replica in metrics and logs; several replicas of
+	// one source in a process need distinct names. Empty means Source.
+	Name string
+
+	// Log is the change log to read. Required by [Applier.Run]; not
+	// needed for [Applier.SyncSequences].
 	Log *changelog.Log
 
 	// TargetDSN is the connection string of the target database. The role
@@ -145,9 +150,6 @@ func (o *Options) validate() error {
 	var errs []error
 	if err := changelog.ValidateSource(o.Source); err != nil {
 		errs = append(errs, fmt.Errorf("apply: source: %w", err))
-	}
-	if o.Log == nil {
-		errs = append(errs, fmt.Errorf("apply of %q: no change log given", o.Source))
 	}
 	if o.TargetDSN == "" {
 		errs = append(errs, fmt.Errorf("apply of %q: no target DSN given", o.Source))

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgtide/pgtide/internal/apply"
-	"github.com/pgtide/pgtide/internal/changelog"
 	"github.com/pgtide/pgtide/internal/config"
 )
 
@@ -81,10 +80,9 @@ func (e *env) runSyncSequences(ctx context.Context, cfg config.Config, replicas 
 	var errs []error
 	for _, r := range replicas {
 		src, _ := cfg.Source(r.Source)
-		// TODO(#5): apply.New requires a change log, which SyncSequences
-		// never reads; an unopened Log stands in so that a cut-over does
-		// not depend on reaching the log.
-		opts := applyOptions(r, src, new(changelog.Log), nil, logger)
+		// SyncSequences needs no change log: a cut-over must not depend
+		// on reaching it.
+		opts := applyOptions(r, src, nil, nil, logger)
 		a, err := apply.New(opts)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("replica %s: %w", r.Name, err))

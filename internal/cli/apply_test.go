@@ -131,7 +131,7 @@ func TestUpReplica(t *testing.T) {
 			t.Errorf("status --json replica = %+v, want %s of %s applying with an applied ID", rs, dst, src)
 		}
 		if code, body := httpGet(t, ready.AdminURL+"/metrics"); code != http.StatusOK ||
-			!strings.Contains(body, fmt.Sprintf(`pgtide_apply_records_total{op="insert",source=%q}`, src)) {
+			!strings.Contains(body, fmt.Sprintf(`pgtide_apply_records_total{op="insert",replica=%q,source=%q}`, dst, src)) {
 			t.Errorf("GET /metrics = %d, want the apply metrics of source %s", code, src)
 		}
 	})

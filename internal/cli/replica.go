@@ -55,6 +55,7 @@ func applyOptions(
 	after, _ := config.ParseLSN(r.StartAfterLSN)
 	return apply.Options{
 		Source:               r.Source,
+		Name:                 r.Name,
 		Log:                  l,
 		TargetDSN:            r.DSN,
 		SourceDSN:            src.DSN,
