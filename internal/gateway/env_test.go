@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pgtide/pgtide/internal/capture"
 	"github.com/pgtide/pgtide/internal/change"
@@ -125,7 +128,8 @@ func (e *testEnv) logIDs(t *testing.T, table string, n int) []string {
 			}
 			return nil
 		})
-		if err != nil {
+		// Capture creates the stream when it starts: until then, wait.
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Fatalf("read log: %v", err)
 		}
 		if len(ids) >= n {
