@@ -239,30 +239,19 @@ func validAckSubject(subj, durable string) bool {
 func (s *Server) handleGroupFetch(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connections.WithLabelValues("group").Inc()
 	defer s.metrics.connections.WithLabelValues("group").Dec()
-	id, err := s.identify(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	q := r.URL.Query()
-	sub, err := subscriptionFromQuery(q, "limit", "timeout")
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	limit, timeout, err := s.pollParams(q.Get("limit"), q.Get("timeout"))
+	req, err := s.parsePoll(r)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	ctx, cancel := s.streamContext(r.Context())
 	defer cancel()
-	m, err := s.joinGroup(ctx, id, r.PathValue("group"), sub)
+	m, err := s.joinGroup(ctx, req.id, r.PathValue("group"), req.sub)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
-	evs, err := m.fetch(ctx, limit, timeout)
+	evs, err := m.fetch(ctx, req.limit, req.timeout)
 	if err != nil && len(evs) == 0 {
 		s.writeError(w, err)
 		return

@@ -23,18 +23,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connections.WithLabelValues("longpoll").Inc()
 	defer s.metrics.connections.WithLabelValues("longpoll").Dec()
 
-	id, err := s.identify(r)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	q := r.URL.Query()
-	sub, err := subscriptionFromQuery(q, "limit", "timeout")
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	limit, timeout, err := s.pollParams(q.Get("limit"), q.Get("timeout"))
+	req, err := s.parsePoll(r)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -42,7 +31,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := s.streamContext(r.Context())
 	defer cancel()
-	res, err := s.poll(ctx, id, sub, limit, timeout)
+	res, err := s.poll(ctx, req.id, req.sub, req.limit, req.timeout)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -63,6 +52,32 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(b)
+}
+
+// pollRequest is what a long poll, plain or of a consumer group, asks for.
+type pollRequest struct {
+	id      *identity
+	sub     Subscription
+	limit   int
+	timeout time.Duration
+}
+
+// parsePoll authenticates a long poll and reads its query.
+func (s *Server) parsePoll(r *http.Request) (pollRequest, error) {
+	id, err := s.identify(r)
+	if err != nil {
+		return pollRequest{}, err
+	}
+	q := r.URL.Query()
+	sub, err := subscriptionFromQuery(q, "limit", "timeout")
+	if err != nil {
+		return pollRequest{}, err
+	}
+	limit, timeout, err := s.pollParams(q.Get("limit"), q.Get("timeout"))
+	if err != nil {
+		return pollRequest{}, err
+	}
+	return pollRequest{id: id, sub: sub, limit: limit, timeout: timeout}, nil
 }
 
 func (s *Server) pollParams(limitText, timeoutText string) (int, time.Duration, error) {
