@@ -68,10 +68,7 @@ func (g *globalFlags) apply(cfg *config.Config) {
 		cfg.Admin.Listen = g.adminListen
 	}
 	if g.changed("nats-url") {
-		// TODO(#2): nats.confirm_delay keeps the embedded default
-		// (2 x sync_interval) when only this flag selects an external
-		// cluster; that confirms later than needed, never too early.
-		cfg.NATS.URL = g.natsURL
+		cfg.SetNATSURL(g.natsURL)
 	}
 }
 

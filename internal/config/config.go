@@ -278,6 +278,17 @@ func Default() Config {
 	return c
 }
 
+// SetNATSURL points the log at an external NATS deployment after the
+// defaults were applied (the --nats-url flag). A confirm delay derived
+// from the embedded server's sync interval no longer applies and is
+// reset to 0, unless the file gave one.
+func (c *Config) SetNATSURL(url string) {
+	c.NATS.URL = url
+	if c.NATS.External() && !c.given["nats.confirm_delay"] {
+		c.NATS.ConfirmDelay = 0
+	}
+}
+
 // Source returns the source with the given name and whether there is one.
 func (c Config) Source(name string) (SourceConfig, bool) {
 	for _, s := range c.Sources {

@@ -89,3 +89,26 @@ func TestApplyDefaults_confirmDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestSetNATSURL(t *testing.T) {
+	c, err := Parse([]byte("nats:\n  embedded:\n    sync_interval: 1s\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATS.ConfirmDelay != Duration(2*time.Second) {
+		t.Fatalf("embedded confirm_delay = %v, want 2s", c.NATS.ConfirmDelay)
+	}
+	c.SetNATSURL("nats://127.0.0.1:4222")
+	if c.NATS.ConfirmDelay != 0 {
+		t.Errorf("confirm_delay after SetNATSURL = %v, want 0 for an external cluster", c.NATS.ConfirmDelay)
+	}
+
+	c, err = Parse([]byte("nats:\n  confirm_delay: 5s\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetNATSURL("nats://127.0.0.1:4222")
+	if c.NATS.ConfirmDelay != Duration(5*time.Second) {
+		t.Errorf("confirm_delay given in the file = %v after SetNATSURL, want 5s kept", c.NATS.ConfirmDelay)
+	}
+}
