@@ -188,6 +188,7 @@ func (r *sourceRunner) snapshot() sourceStatus {
 				RowsDone:      sn.RowsDone,
 				RowsEstimated: sn.RowsEstimated,
 				ETASeconds:    sn.ETA.Seconds(),
+				Done:          sn.Done,
 			}
 		}
 		for _, b := range cs.Backfills {

@@ -54,6 +54,7 @@ type snapshotProgress struct {
 	RowsDone      int64   `json:"rows_done"`
 	RowsEstimated int64   `json:"rows_estimated"`
 	ETASeconds    float64 `json:"eta_seconds,omitempty"`
+	Done          bool    `json:"done,omitempty"`
 }
 
 // backfillProgress is the progress of one table of an online backfill.
@@ -277,6 +278,9 @@ func printProgress(w io.Writer, sources []sourceStatus) {
 // and the time left while it runs.
 func formatSnapshot(p snapshotProgress) string {
 	s := fmt.Sprintf("%d rows", p.RowsDone)
+	if p.Done {
+		return s + ", done"
+	}
 	if p.RowsEstimated > 0 {
 		pct := min(100, 100*float64(p.RowsDone)/float64(p.RowsEstimated))
 		s += fmt.Sprintf(" of ~%d (%.0f%%)", p.RowsEstimated, pct)
