@@ -113,8 +113,10 @@ func (e *env) runDemo(ctx context.Context, cfg config.Config, o demoOptions) (er
 
 	cfg.Sources = []config.SourceConfig{{Name: demoSource, DSN: dsn, Schemas: []string{demo.Schema}}}
 	cfg.ApplyDefaults()
-	configureDemoOffline(&cfg, dsn)
+	// The replica first: its defaults would give the offline dataset back
+	// the default schedule the demo turns off.
 	configureDemoReplica(&cfg, pg.DSN(demoReplica))
+	configureDemoOffline(&cfg, dsn)
 	if err := cfg.Validate(); err != nil {
 		return newConfigError(err)
 	}
