@@ -14,32 +14,16 @@ import "strings"
 // NATS mode and Embedded.SyncInterval, and a dataset's Database from its
 // name. ApplyDefaults is idempotent.
 func (c *Config) ApplyDefaults() {
-	if c.DataDir == "" && !c.given["data_dir"] {
-		c.DataDir = DefaultDataDir
-	}
-	if c.Log.Level == "" && !c.given["log.level"] {
-		c.Log.Level = DefaultLogLevel
-	}
-	if c.Log.Format == "" && !c.given["log.format"] {
-		c.Log.Format = DefaultLogFormat
-	}
-	if c.Admin.Listen == "" && !c.given["admin.listen"] {
-		c.Admin.Listen = DefaultAdminListen
-	}
+	defaultTo(&c.DataDir, DefaultDataDir, c.given["data_dir"])
+	defaultTo(&c.Log.Level, DefaultLogLevel, c.given["log.level"])
+	defaultTo(&c.Log.Format, DefaultLogFormat, c.given["log.format"])
+	defaultTo(&c.Admin.Listen, DefaultAdminListen, c.given["admin.listen"])
 
 	n := &c.NATS
-	if n.Replicas == 0 && !c.given["nats.replicas"] {
-		n.Replicas = DefaultReplicas
-	}
-	if n.Embedded.Listen == "" && !c.given["nats.embedded.listen"] {
-		n.Embedded.Listen = DefaultEmbeddedListen
-	}
-	if n.Embedded.SyncInterval == 0 && !c.given["nats.embedded.sync_interval"] {
-		n.Embedded.SyncInterval = DefaultSyncInterval
-	}
-	if n.Embedded.MaxPayload == 0 && !c.given["nats.embedded.max_payload"] {
-		n.Embedded.MaxPayload = DefaultMaxPayload
-	}
+	defaultTo(&n.Replicas, DefaultReplicas, c.given["nats.replicas"])
+	defaultTo(&n.Embedded.Listen, DefaultEmbeddedListen, c.given["nats.embedded.listen"])
+	defaultTo(&n.Embedded.SyncInterval, DefaultSyncInterval, c.given["nats.embedded.sync_interval"])
+	defaultTo(&n.Embedded.MaxPayload, DefaultMaxPayload, c.given["nats.embedded.max_payload"])
 	// The embedded server acknowledges a message once it is in the page
 	// cache and fsyncs every SyncInterval; waiting two intervals before the
 	// slot confirms keeps the source's WAL until the data is on disk.
@@ -61,41 +45,21 @@ func (s *SourceConfig) applyDefaults() {
 		s.Schemas = []string{DefaultSchema}
 	}
 	if validSourceName(s.Name) {
-		if s.Slot == "" && !s.given["slot"] {
-			s.Slot = defaultObjectName(s.Name)
-		}
-		if s.Publication == "" && !s.given["publication"] {
-			s.Publication = defaultObjectName(s.Name)
-		}
+		defaultTo(&s.Slot, defaultObjectName(s.Name), s.given["slot"])
+		defaultTo(&s.Publication, defaultObjectName(s.Name), s.given["publication"])
 	}
-	if s.Keyless == "" && !s.given["keyless"] {
-		s.Keyless = DefaultKeyless
-	}
+	defaultTo(&s.Keyless, DefaultKeyless, s.given["keyless"])
 	if s.DDL == nil {
 		on := true
 		s.DDL = &on
 	}
-	if s.HeartbeatInterval == 0 && !s.given["heartbeat_interval"] {
-		s.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if s.MaxRetainedWAL == 0 && !s.given["max_retained_wal"] {
-		s.MaxRetainedWAL = DefaultMaxRetainedWAL
-	}
-	if s.StatusInterval == 0 && !s.given["status_interval"] {
-		s.StatusInterval = DefaultStatusInterval
-	}
-	if s.Retention.MaxAge == 0 && !s.given["retention.max_age"] {
-		s.Retention.MaxAge = DefaultRetentionMaxAge
-	}
-	if s.Snapshot == "" && !s.given["snapshot"] {
-		s.Snapshot = DefaultSnapshot
-	}
-	if s.SnapshotWorkers == 0 && !s.given["snapshot_workers"] {
-		s.SnapshotWorkers = DefaultSnapshotWorkers
-	}
-	if s.SnapshotChunkRows == 0 && !s.given["snapshot_chunk_rows"] {
-		s.SnapshotChunkRows = DefaultSnapshotChunkRows
-	}
+	defaultTo(&s.HeartbeatInterval, DefaultHeartbeatInterval, s.given["heartbeat_interval"])
+	defaultTo(&s.MaxRetainedWAL, DefaultMaxRetainedWAL, s.given["max_retained_wal"])
+	defaultTo(&s.StatusInterval, DefaultStatusInterval, s.given["status_interval"])
+	defaultTo(&s.Retention.MaxAge, DefaultRetentionMaxAge, s.given["retention.max_age"])
+	defaultTo(&s.Snapshot, DefaultSnapshot, s.given["snapshot"])
+	defaultTo(&s.SnapshotWorkers, DefaultSnapshotWorkers, s.given["snapshot_workers"])
+	defaultTo(&s.SnapshotChunkRows, DefaultSnapshotChunkRows, s.given["snapshot_chunk_rows"])
 }
 
 // defaultObjectName derives the default slot and publication name of a
@@ -107,42 +71,29 @@ func defaultObjectName(source string) string {
 
 func (c *Config) applyProxyDefaults() {
 	x := &c.Proxy
-	if x.Listen == "" && !c.given["proxy.listen"] {
-		x.Listen = DefaultProxyListen
-	}
-	if x.BootTimeout == 0 && !c.given["proxy.boot_timeout"] {
-		x.BootTimeout = DefaultBootTimeout
-	}
-	if x.HandshakeTimeout == 0 && !c.given["proxy.handshake_timeout"] {
-		x.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if x.MaxConnections == 0 && !c.given["proxy.max_connections"] {
-		x.MaxConnections = DefaultMaxConnections
-	}
-	if x.Instances.Max == 0 && !c.given["proxy.instances.max"] {
-		x.Instances.Max = DefaultMaxInstances
-	}
-	if x.Instances.IdleTimeout == 0 && !c.given["proxy.instances.idle_timeout"] {
-		x.Instances.IdleTimeout = DefaultIdleTimeout
-	}
+	defaultTo(&x.Listen, DefaultProxyListen, c.given["proxy.listen"])
+	defaultTo(&x.BootTimeout, DefaultBootTimeout, c.given["proxy.boot_timeout"])
+	defaultTo(&x.HandshakeTimeout, DefaultHandshakeTimeout, c.given["proxy.handshake_timeout"])
+	defaultTo(&x.MaxConnections, DefaultMaxConnections, c.given["proxy.max_connections"])
+	defaultTo(&x.Instances.Max, DefaultMaxInstances, c.given["proxy.instances.max"])
+	defaultTo(&x.Instances.IdleTimeout, DefaultIdleTimeout, c.given["proxy.instances.idle_timeout"])
 
 	for name, d := range c.Datasets {
 		given := func(key string) bool { return c.given["datasets."+name+"."+key] }
-		if d.Database == "" && !given("database") {
-			d.Database = name
-		}
-		if d.Superuser == "" && !given("superuser") {
-			d.Superuser = DefaultDatasetSuperuser
-		}
-		if d.Role == "" && !given("role") {
-			d.Role = DefaultDatasetRole
-		}
-		if d.Keep == 0 && !given("keep") {
-			d.Keep = DefaultDatasetKeep
-		}
-		if d.Schedule == 0 && !given("schedule") {
-			d.Schedule = DefaultDatasetSchedule
-		}
+		defaultTo(&d.Database, name, given("database"))
+		defaultTo(&d.Superuser, DefaultDatasetSuperuser, given("superuser"))
+		defaultTo(&d.Role, DefaultDatasetRole, given("role"))
+		defaultTo(&d.Keep, DefaultDatasetKeep, given("keep"))
+		defaultTo(&d.Schedule, DefaultDatasetSchedule, given("schedule"))
 		c.Datasets[name] = d
+	}
+}
+
+// defaultTo sets *v to def when it is the zero value and its key was not
+// given explicitly (an explicit zero, such as "off", stays).
+func defaultTo[T comparable](v *T, def T, given bool) {
+	var zero T
+	if *v == zero && !given {
+		*v = def
 	}
 }

@@ -156,28 +156,12 @@ func LoopbackListen(addr string) bool {
 func (c *Config) applyGatewayDefaults() {
 	g := &c.Gateway
 	given := func(key string) bool { return c.given["gateway."+key] }
-	if g.SendBuffer == 0 && !given("send_buffer") {
-		g.SendBuffer = DefaultGatewaySendBuffer
-	}
-	if g.SlowConsumerTimeout == 0 && !given("slow_consumer_timeout") {
-		g.SlowConsumerTimeout = DefaultGatewaySlowConsumerTimeout
-	}
-	if g.Heartbeat == 0 && !given("heartbeat") {
-		g.Heartbeat = DefaultGatewayHeartbeat
-	}
-	if g.CacheMessages == 0 && !given("cache_messages") {
-		g.CacheMessages = DefaultGatewayCacheMessages
-	}
-	if g.CacheBytes == 0 && !given("cache_bytes") {
-		g.CacheBytes = DefaultGatewayCacheBytes
-	}
-	if g.MaxPollTimeout == 0 && !given("max_poll_timeout") {
-		g.MaxPollTimeout = DefaultGatewayMaxPollTimeout
-	}
-	if g.MaxSubscriptions == 0 && !given("max_subscriptions") {
-		g.MaxSubscriptions = DefaultGatewayMaxSubscriptions
-	}
-	if g.AckWait == 0 && !given("ack_wait") {
-		g.AckWait = DefaultGatewayAckWait
-	}
+	defaultTo(&g.SendBuffer, DefaultGatewaySendBuffer, given("send_buffer"))
+	defaultTo(&g.SlowConsumerTimeout, DefaultGatewaySlowConsumerTimeout, given("slow_consumer_timeout"))
+	defaultTo(&g.Heartbeat, DefaultGatewayHeartbeat, given("heartbeat"))
+	defaultTo(&g.CacheMessages, DefaultGatewayCacheMessages, given("cache_messages"))
+	defaultTo(&g.CacheBytes, DefaultGatewayCacheBytes, given("cache_bytes"))
+	defaultTo(&g.MaxPollTimeout, DefaultGatewayMaxPollTimeout, given("max_poll_timeout"))
+	defaultTo(&g.MaxSubscriptions, DefaultGatewayMaxSubscriptions, given("max_subscriptions"))
+	defaultTo(&g.AckWait, DefaultGatewayAckWait, given("ack_wait"))
 }

@@ -146,24 +146,12 @@ func (c *Config) applyReplicaDefaults() {
 	for i := range c.Replicas {
 		r := &c.Replicas[i]
 		given := func(key string) bool { return c.given[fmt.Sprintf("replicas[%d].%s", i, key)] }
-		if r.OnConflict == "" && !given("on_conflict") {
-			r.OnConflict = DefaultOnConflict
-		}
-		if r.CreateSchema == "" && !given("create_schema") {
-			r.CreateSchema = DefaultCreateSchema
-		}
-		if r.GroupMaxTx == 0 && !given("group_max_tx") {
-			r.GroupMaxTx = DefaultGroupMaxTx
-		}
-		if r.GroupMaxRows == 0 && !given("group_max_rows") {
-			r.GroupMaxRows = DefaultGroupMaxRows
-		}
-		if r.GroupMaxDelay == 0 && !given("group_max_delay") {
-			r.GroupMaxDelay = DefaultGroupMaxDelay
-		}
-		if r.SequenceSyncInterval == 0 && !given("sequence_sync_interval") {
-			r.SequenceSyncInterval = DefaultSequenceSyncInterval
-		}
+		defaultTo(&r.OnConflict, DefaultOnConflict, given("on_conflict"))
+		defaultTo(&r.CreateSchema, DefaultCreateSchema, given("create_schema"))
+		defaultTo(&r.GroupMaxTx, DefaultGroupMaxTx, given("group_max_tx"))
+		defaultTo(&r.GroupMaxRows, DefaultGroupMaxRows, given("group_max_rows"))
+		defaultTo(&r.GroupMaxDelay, DefaultGroupMaxDelay, given("group_max_delay"))
+		defaultTo(&r.SequenceSyncInterval, DefaultSequenceSyncInterval, given("sequence_sync_interval"))
 	}
 }
 
