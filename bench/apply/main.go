@@ -33,10 +33,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/pgtide/pgtide/bench/internal/benchkit"
 	"github.com/pgtide/pgtide/internal/pgtest"
 )
 
@@ -70,12 +69,7 @@ func main() {
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the first pgtide drain to this file")
 	flag.IntVar(&readBatch, "read-batch", 0, "log messages the applier pulls at a time (0: its default)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/apply:", err)
-		os.Exit(1)
-	}
+	benchkit.Main("bench/apply", func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func run(ctx context.Context, cfg config) (err error) {

@@ -34,8 +34,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/pgtide/pgtide/bench/internal/benchkit"
 	"github.com/pgtide/pgtide/internal/capture"
@@ -98,17 +96,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	if err := run(ctx, cfg); err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "bench/capture: interrupted; cluster stopped")
-			os.Exit(130)
-		}
-		fmt.Fprintln(os.Stderr, "bench/capture:", err)
-		os.Exit(1)
-	}
+	benchkit.Main("bench/capture", func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func (cfg *config) check() error {

@@ -39,10 +39,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/pgtide/pgtide/bench/internal/benchkit"
 )
@@ -96,17 +94,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	if err := run(ctx, cfg); err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "bench/snapshot: interrupted; cluster stopped")
-			os.Exit(130)
-		}
-		fmt.Fprintln(os.Stderr, "bench/snapshot:", err)
-		os.Exit(1)
-	}
+	benchkit.Main("bench/snapshot", func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func (cfg *config) check() error {

@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pgtide/pgtide/internal/pgtest"
@@ -97,4 +99,24 @@ func StartCluster(ctx context.Context, settings map[string]string, keep bool) (*
 		return nil
 	}
 	return pg, stop, nil
+}
+
+// Main runs a benchmark until it returns or SIGINT/SIGTERM arrives, and
+// exits: 1 on an error, 130 when interrupted (its clusters are stopped by
+// then), 0 otherwise. name prefixes the messages, e.g. "bench/capture".
+func Main(name string, run func(ctx context.Context) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	interrupted := ctx.Err() != nil
+	stop()
+	switch {
+	case err == nil:
+		return
+	case interrupted:
+		fmt.Fprintln(os.Stderr, name+": interrupted; cluster stopped")
+		os.Exit(130)
+	default:
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
 }
