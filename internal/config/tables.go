@@ -9,38 +9,6 @@ import (
 // maxIdentifierBytes is PostgreSQL's limit on identifier length (NAMEDATALEN-1).
 const maxIdentifierBytes = 63
 
-// TableSelected reports whether s captures the table schema.table: the
-// schema is one of s.Schemas (["public"] when empty), the table matches a
-// pattern of s.Tables (any table when Tables is empty), and it matches no
-// pattern of s.ExcludeTables. Names compare exactly, case included, as
-// PostgreSQL stores them.
-func (s SourceConfig) TableSelected(schema, table string) bool {
-	schemas := s.Schemas
-	if len(schemas) == 0 {
-		schemas = []string{DefaultSchema}
-	}
-	if !slices.Contains(schemas, schema) {
-		return false
-	}
-	if len(s.Tables) > 0 && !matchAny(s.Tables, schema, table) {
-		return false
-	}
-	return !matchAny(s.ExcludeTables, schema, table)
-}
-
-func matchAny(patterns []string, schema, table string) bool {
-	for _, p := range patterns {
-		sp, tp, qualified := splitPattern(p)
-		if qualified && !globMatch(sp, schema) {
-			continue
-		}
-		if globMatch(tp, table) {
-			return true
-		}
-	}
-	return false
-}
-
 // splitPattern splits "schema.table" into its parts; a bare "table" has no
 // schema part.
 func splitPattern(p string) (schema, table string, qualified bool) {

@@ -28,35 +28,3 @@ func TestGlobMatch(t *testing.T) {
 		}
 	}
 }
-
-func TestTableSelected(t *testing.T) {
-	s := SourceConfig{
-		Schemas:       []string{"public", "sales"},
-		Tables:        []string{"public.orders", "sales.*", "line_item?"},
-		ExcludeTables: []string{"*_tmp", "sales.secret"},
-	}
-	tests := []struct {
-		schema, table string
-		want          bool
-	}{
-		{"public", "orders", true},
-		{"public", "customers", false},
-		{"sales", "customers", true},
-		{"sales", "secret", false},
-		{"sales", "x_tmp", false},
-		{"public", "line_items", true},
-		{"sales", "line_items", true},
-		{"other", "orders", false},
-		{"other", "line_items", false},
-	}
-	for _, tt := range tests {
-		if got := s.TableSelected(tt.schema, tt.table); got != tt.want {
-			t.Errorf("TableSelected(%q, %q) = %v, want %v", tt.schema, tt.table, got, tt.want)
-		}
-	}
-
-	var all SourceConfig // no Schemas: public; no Tables: every table
-	if !all.TableSelected("public", "t") || all.TableSelected("sales", "t") {
-		t.Errorf("zero SourceConfig: want every table of public and nothing else")
-	}
-}
