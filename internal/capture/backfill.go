@@ -165,7 +165,13 @@ func (c *Capture) publishBackfillStatus(plans []backfillPlan) {
 // backfillRunner works through queued backfills while the session streams.
 // Its failures end only itself (logged); the next session tries again.
 func (s *session) backfillRunner(ctx context.Context) {
-	conn, err := pgx.Connect(ctx, s.opts.DSN)
+	cfg, err := pgx.ParseConfig(s.opts.DSN)
+	if err != nil {
+		s.c.log.Warn("backfill runner cannot parse the source DSN", "err", err)
+		return
+	}
+	pinParams(cfg.RuntimeParams, "pgtide-backfill", false)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		s.c.log.Warn("backfill runner cannot connect", "err", err)
 		return
@@ -333,9 +339,6 @@ func (s *session) readWindow(ctx context.Context, conn *pgx.Conn, tp *tablePlan,
 	for i := range cols {
 		formats[i] = format
 	}
-	if _, err := conn.Exec(ctx, pinnedSettingsSQL); err != nil {
-		return nil, nil, err
-	}
 	rr := conn.PgConn().ExecParams(ctx, sql, args, nil, nil, formats)
 	arena := newRowArena(len(cols), defaultBackfillChunk, format == 1)
 	var rows []change.Row
@@ -376,17 +379,6 @@ func maxKey(ctx context.Context, conn *pgx.Conn, tp *tablePlan) ([]string, error
 	}
 	return key, nil
 }
-
-// pinnedSettingsSQL applies replicationParams to a plain session.
-var pinnedSettingsSQL = func() string {
-	var b strings.Builder
-	for k, v := range replicationParams {
-		if k != "replication" {
-			fmt.Fprintf(&b, "SET %s = '%s';", k, v)
-		}
-	}
-	return b.String()
-}()
 
 // tableColumnsOn is tableColumns on another connection.
 func (s *session) tableColumnsOn(ctx context.Context, conn *pgx.Conn, tp *tablePlan) ([]change.Column, error) {

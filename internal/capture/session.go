@@ -18,11 +18,11 @@ import (
 	"github.com/pgtide/pgtide/internal/changelog"
 )
 
-// replicationParams are set on the replication connection so that every
+// pinnedParams are set on every connection that produces values (the
+// replication connection, snapshot and backfill readers) so that every
 // value's text form is the same whatever the server's or role's defaults:
-// output functions run in the walsender with these settings.
-var replicationParams = map[string]string{
-	"replication":        "database",
+// output functions run with these settings.
+var pinnedParams = map[string]string{
 	"DateStyle":          "ISO, YMD",
 	"IntervalStyle":      "postgres",
 	"TimeZone":           "UTC",
@@ -30,6 +30,18 @@ var replicationParams = map[string]string{
 	"bytea_output":       "hex",
 	"client_encoding":    "UTF8",
 	"lc_monetary":        "C",
+}
+
+// pinParams adds pinnedParams, application_name and, for a replication
+// connection, the replication mode to a connection's startup parameters.
+func pinParams(params map[string]string, app string, replication bool) {
+	for k, v := range pinnedParams {
+		params[k] = v
+	}
+	params["application_name"] = app
+	if replication {
+		params["replication"] = "database"
+	}
 }
 
 // session is one replication connection's life: from START_REPLICATION to
@@ -120,10 +132,7 @@ func (s *session) open(ctx context.Context) error {
 	if err != nil {
 		return permanent("parse DSN of source %q: %w", s.opts.Source, err)
 	}
-	for k, v := range replicationParams {
-		cfg.RuntimeParams[k] = v
-	}
-	cfg.RuntimeParams["application_name"] = "pgtide-capture-" + s.opts.Source
+	pinParams(cfg.RuntimeParams, "pgtide-capture-"+s.opts.Source, true)
 	if s.repl, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("open replication connection: %w", err)
 	}

@@ -108,19 +108,13 @@ func (r *snapshotRun) run(ctx context.Context, snapshot string, jobs []chunkJob)
 	return nil
 }
 
-// snapshotSettings are the pinned session settings (see
-// replicationParams) for the workers' plain connections.
+// snapshotConfig is the connection config of the snapshot workers.
 func snapshotConfig(dsn string) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range replicationParams {
-		if k != "replication" {
-			cfg.RuntimeParams[k] = v
-		}
-	}
-	cfg.RuntimeParams["application_name"] = "pgtide-snapshot"
+	pinParams(cfg.RuntimeParams, "pgtide-snapshot", false)
 	// Chunks are read in key order: an index scan, not a parallel scan
 	// feeding a sort that spills (measured: 25-55% less server CPU).
 	cfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"

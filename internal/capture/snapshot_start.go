@@ -177,9 +177,7 @@ func (s *session) tempSnapshot(ctx context.Context) (*tempSlot, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range replicationParams {
-		cfg.RuntimeParams[k] = v
-	}
+	pinParams(cfg.RuntimeParams, "pgtide-snapshot-resume", true)
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: replication connection: %w", err)
