@@ -152,6 +152,10 @@ func run(scale int, duration time.Duration, clients, coldReps int, keep bool) er
 	}
 	defer hold.Close(context.Background())
 
+	if st, err := srv.Status(ctx); err == nil && len(st.Connections) > 0 {
+		fmt.Printf("pgtide relays sessions in the %s\n", st.Connections[0].Relay)
+	}
+
 	ep, err := endpointOf(srv)
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ func proxyConfig(cfg config.Config, dataDir string, logger *slog.Logger) proxy.C
 		MaxConnections:     x.MaxConnections,
 		MaxUserConnections: x.MaxUserConnections,
 		Audit:              x.Audit,
+		Relay:              x.Relay,
 		Instances: proxy.InstanceLimits{
 			Max:         x.Instances.Max,
 			MaxPerUser:  x.Instances.MaxPerUser,

@@ -72,6 +72,7 @@ func defaultObjectName(source string) string {
 func (c *Config) applyProxyDefaults() {
 	x := &c.Proxy
 	defaultTo(&x.Listen, DefaultProxyListen, c.given["proxy.listen"])
+	defaultTo(&x.Relay, DefaultProxyRelay, c.given["proxy.relay"])
 	defaultTo(&x.BootTimeout, DefaultBootTimeout, c.given["proxy.boot_timeout"])
 	defaultTo(&x.HandshakeTimeout, DefaultHandshakeTimeout, c.given["proxy.handshake_timeout"])
 	defaultTo(&x.MaxConnections, DefaultMaxConnections, c.given["proxy.max_connections"])

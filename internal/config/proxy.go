@@ -8,6 +8,7 @@ import (
 // [Config.ApplyDefaults].
 const (
 	DefaultProxyListen      = "127.0.0.1:6433"
+	DefaultProxyRelay       = "auto"
 	DefaultBootTimeout      = Duration(60 * time.Second)
 	DefaultHandshakeTimeout = Duration(15 * time.Second)
 	DefaultMaxConnections   = 200
@@ -69,6 +70,14 @@ type ProxyConfig struct {
 	// Audit logs every statement clients send (user, dataset, text).
 	// Default false: bytes are relayed without being parsed.
 	Audit bool `yaml:"audit"`
+
+	// Relay is where bytes move between clients and instances after the
+	// handshake: "kernel" (an eBPF sockmap program forwards them; needs
+	// root or CAP_BPF+CAP_NET_ADMIN on Linux 5.15+), "process" (the
+	// proxy copies them) or "auto" (kernel when it loads, else process).
+	// Audited and TLS sessions always move in the process. Default
+	// "auto".
+	Relay string `yaml:"relay"`
 
 	// Instances limits the PostgreSQL instances the proxy boots.
 	Instances InstancesConfig `yaml:"instances"`

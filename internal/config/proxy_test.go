@@ -11,6 +11,7 @@ import (
 // defaultProxy is the proxy section of a configuration without one.
 var defaultProxy = ProxyConfig{
 	Listen:           "127.0.0.1:6433",
+	Relay:            "auto",
 	BootTimeout:      Duration(60 * time.Second),
 	HandshakeTimeout: Duration(15 * time.Second),
 	MaxConnections:   200,
@@ -64,6 +65,7 @@ datasets:
 		MaxConnections:     50,
 		MaxUserConnections: 5,
 		Audit:              true,
+		Relay:              "auto",
 		Instances: InstancesConfig{
 			Max: 3, MaxPerUser: 1, IdleTimeout: Duration(30 * time.Second), Private: true,
 			Settings: map[string]string{"shared_buffers": "64MB", "work_mem": "4096"},
@@ -135,6 +137,8 @@ func TestParse_proxyErrors(t *testing.T) {
 		{"max_connections", "proxy: {max_connections: 0}", "proxy.max_connections", "use 1 to 100000", 1},
 		{"max_user_connections", "proxy: {max_user_connections: -1}", "proxy.max_user_connections",
 			"is negative", 1},
+		{"relay", "proxy: {relay: ebpf}", "proxy.relay", `"ebpf" is not a relay mode`, 1},
+		{"relay_audit", "proxy: {relay: kernel, audit: true}", "proxy.relay", "cannot audit statements", 1},
 		{"instances_max", "proxy: {instances: {max: 0}}", "proxy.instances.max", "use 1 to 1000", 1},
 		{"idle_timeout", "proxy: {instances: {idle_timeout: 10ms}}", "proxy.instances.idle_timeout",
 			"use at least 1s", 1},

@@ -69,6 +69,14 @@ func (x *ProxyConfig) validate(p *problems) {
 	if x.MaxUserConnections < 0 {
 		p.add("proxy.max_user_connections", "%d is negative: use 0 for no cap", x.MaxUserConnections)
 	}
+	switch x.Relay {
+	case "auto", "kernel", "process":
+		if x.Relay == "kernel" && x.Audit {
+			p.add("proxy.relay", `"kernel" cannot audit statements (proxy.audit is on): use "auto" or "process"`)
+		}
+	default:
+		p.add("proxy.relay", `%q is not a relay mode: use "auto", "kernel" or "process"`, x.Relay)
+	}
 
 	in := &x.Instances
 	if in.Max < 1 || in.Max > 1000 {

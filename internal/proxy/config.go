@@ -62,6 +62,14 @@ type Config struct {
 	Audit       bool
 	AuditLogger *slog.Logger
 
+	// Relay chooses how bytes move between a client and its instance
+	// once the session is set up: RelayKernel, RelayProcess or
+	// RelayAuto ("", the default): in the kernel where it can load its
+	// eBPF program, in the proxy process otherwise. Audit and TLS
+	// sessions are always relayed in the process, which parses or
+	// decrypts them.
+	Relay string
+
 	// Metrics receives the proxy's metrics. Nil keeps unregistered ones.
 	Metrics *Metrics
 
@@ -69,6 +77,13 @@ type Config struct {
 	// Nil discards them.
 	Logger *slog.Logger
 }
+
+// Relay modes of [Config.Relay].
+const (
+	RelayAuto    = "auto"
+	RelayKernel  = "kernel"
+	RelayProcess = "process"
+)
 
 // Dataset is one dataset the proxy serves.
 type Dataset struct {

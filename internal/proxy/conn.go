@@ -25,13 +25,14 @@ type clientConn struct {
 
 	// mu guards nc (replaced by the TLS connection), the fields set
 	// during the handshake, and closed.
-	mu       sync.Mutex
-	nc       net.Conn
-	user     string
-	database string
-	instance string
-	active   bool
-	closed   bool
+	mu        sync.Mutex
+	nc        net.Conn
+	user      string
+	database  string
+	instance  string
+	relayMode string // kernel or process, once active
+	active    bool
+	closed    bool
 }
 
 func (c *clientConn) status() ConnStatus {
@@ -43,7 +44,7 @@ func (c *clientConn) status() ConnStatus {
 		Remote: c.nc.RemoteAddr().String(), State: "handshake", Since: c.since,
 	}
 	if c.active {
-		st.State = "active"
+		st.State, st.Relay = "active", c.relayMode
 	}
 
 	return st
@@ -148,7 +149,20 @@ func (c *clientConn) serve(ctx context.Context) {
 	key := c.s.registerCancel(be.cancel)
 	defer c.s.unregisterCancel(key)
 
+	pairing := c.pairInKernel(be)
+
+	c.mu.Lock()
+	c.relayMode = "process"
+	if pairing != nil {
+		c.relayMode = "kernel"
+	}
+	c.mu.Unlock()
+
 	if err := c.sendReady(be, key); err != nil {
+		if pairing != nil {
+			pairing.Unpair()
+		}
+
 		return
 	}
 
@@ -158,7 +172,7 @@ func (c *clientConn) serve(ctx context.Context) {
 
 	log.DebugContext(ctx, "relaying", "instance", be.instance)
 
-	c.relay(be, rt)
+	c.relay(be, rt, pairing)
 }
 
 // errHandled means the failure was already reported to the client (or the

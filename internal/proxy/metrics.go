@@ -9,6 +9,7 @@ type Metrics struct {
 	BootWait       prometheus.Histogram
 	CancelRequests prometheus.Counter
 	Bytes          *prometheus.CounterVec
+	Relays         *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy's metrics and registers them with reg
@@ -33,10 +34,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgtide_proxy_bytes_total", Help: "Bytes relayed, by direction (client_to_server, server_to_client), counted when connections end.",
 		}, []string{"direction"}),
+		Relays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgtide_proxy_relayed_sessions_total", Help: "Sessions relayed, by where their bytes moved (kernel, process).",
+		}, []string{"mode"}),
 	}
 
 	if reg != nil {
-		reg.MustRegister(m.Connections, m.Active, m.BootWait, m.CancelRequests, m.Bytes)
+		reg.MustRegister(m.Connections, m.Active, m.BootWait, m.CancelRequests, m.Bytes, m.Relays)
 	}
 
 	return m

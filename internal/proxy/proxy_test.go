@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pgtide/pgtide/internal/instance/pgproc"
 	"github.com/pgtide/pgtide/internal/pgtest"
@@ -336,6 +337,70 @@ SELECT count(*) AS n FROM notes;
 	if strings.Contains(out, secretEmail) {
 		t.Fatalf("psql output shows the original email:\n%s", out)
 	}
+
+	// Audit parses statements, so these sessions moved in the process.
+	if k, p := relayed(s, "kernel"), relayed(s, "process"); k != 0 || p == 0 {
+		t.Fatalf("audited sessions relayed: kernel %v, process %v; want all in the process", k, p)
+	}
+}
+
+// relayed counts the sessions the proxy relayed in mode (kernel,
+// process).
+func relayed(s *Server, mode string) float64 {
+	return testutil.ToFloat64(s.metrics.Relays.WithLabelValues(mode))
+}
+
+// TestKernelRelayEndsCleanly checks what the in-kernel relay must not
+// lose: the instance's last words when it ends a session, and the end of
+// a session whose client hangs up.
+func TestKernelRelayEndsCleanly(t *testing.T) {
+	s := startProxy(t, func(c *Config) { c.Relay = RelayKernel })
+	victim := connect(t, s, "shop")
+	killer := connect(t, s, "shop")
+
+	var pid int
+	if err := victim.QueryRow(t.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+
+	var ok bool
+	if err := killer.QueryRow(t.Context(), "SELECT pg_terminate_backend($1, 10000)", pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_terminate_backend: %v %v", ok, err)
+	}
+
+	_, err := victim.Exec(t.Context(), "SELECT 1")
+	if code := pgCode(err); code != "57P01" {
+		t.Fatalf("query on a terminated session: %v (SQLSTATE %q), want 57P01 from the instance", err, code)
+	}
+
+	killer.Close(t.Context())
+	waitFor(t, func() bool {
+		st, _ := s.Status(t.Context())
+		return len(st.Connections) == 0
+	})
+
+	if k, p := relayed(s, "kernel"), relayed(s, "process"); k != 2 || p != 0 {
+		t.Fatalf("sessions relayed: kernel %v, process %v; want 2 and 0", k, p)
+	}
+
+	if up := testutil.ToFloat64(s.metrics.Bytes.WithLabelValues("client_to_server")); up == 0 {
+		t.Fatal("no relayed bytes counted for kernel-relayed sessions")
+	}
+}
+
+// TestProcessRelay runs clients through the relay in the process, the
+// fallback where the kernel relay is not available.
+func TestProcessRelay(t *testing.T) {
+	s := startProxy(t, func(c *Config) { c.Relay = RelayProcess })
+
+	out := run(t, clientCmd(t, s, "pgbench", "-n", "-t", "30", "-c", "2", "shop"), "")
+	if !strings.Contains(out, "number of failed transactions: 0") {
+		t.Fatalf("pgbench TPC-B-like output:\n%s", out)
+	}
+
+	if k, p := relayed(s, "kernel"), relayed(s, "process"); k != 0 || p != 3 {
+		t.Fatalf("sessions relayed: kernel %v, process %v; want 0 and 3 (pgbench opens one more for its setup)", k, p)
+	}
 }
 
 func TestCancel(t *testing.T) {
@@ -403,6 +468,11 @@ func TestPgbenchAndPgDump(t *testing.T) {
 
 	if strings.Contains(out, secretEmail) || strings.Contains(out, secretSSN) {
 		t.Fatal("pg_dump output holds original values")
+	}
+
+	// By default the kernel relays (root on Linux 5.15+, as in CI).
+	if k, p := relayed(s, "kernel"), relayed(s, "process"); k == 0 || p != 0 {
+		t.Fatalf("sessions relayed: kernel %v, process %v; want all in the kernel", k, p)
 	}
 }
 

@@ -6,16 +6,38 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/pgtide/pgtide/internal/sockmap"
 )
 
 var timeNow = time.Now
 
-// relay copies bytes both ways until either side closes. Without audit
-// the bytes are not parsed at all.
-func (c *clientConn) relay(be *backend, rt relayType) {
+// relay moves bytes both ways until either side closes: in the kernel
+// when the session is paired there, in the process otherwise. Without
+// audit the bytes are not parsed at all.
+func (c *clientConn) relay(be *backend, rt relayType, p *sockmap.Pairing) {
+	if p != nil {
+		c.s.metrics.Relays.WithLabelValues("kernel").Inc()
+		up, down := c.relayKernel(be, p)
+		c.countBytes(up, down)
+
+		return
+	}
+
+	c.s.metrics.Relays.WithLabelValues("process").Inc()
+	up, down := c.relayProcess(be, rt)
+	c.countBytes(up, down)
+}
+
+func (c *clientConn) countBytes(up, down int64) {
+	c.s.metrics.Bytes.WithLabelValues("client_to_server").Add(float64(up))
+	c.s.metrics.Bytes.WithLabelValues("server_to_client").Add(float64(down))
+}
+
+// relayProcess copies bytes in the proxy process.
+func (c *clientConn) relayProcess(be *backend, rt relayType) (up, down int64) {
 	client := c.conn()
 
-	var up int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -33,12 +55,11 @@ func (c *clientConn) relay(be *backend, rt relayType) {
 		_ = be.conn.Close()
 	}()
 
-	down, _ := io.Copy(client, be.conn)
+	down, _ = io.Copy(client, be.conn)
 	_ = client.Close()
 	<-done
 
-	c.s.metrics.Bytes.WithLabelValues("client_to_server").Add(float64(up))
-	c.s.metrics.Bytes.WithLabelValues("server_to_client").Add(float64(down))
+	return up, down
 }
 
 // auditMax bounds the statement text read for the audit log; longer

@@ -15,6 +15,7 @@ import (
 	"github.com/pgtide/pgtide/internal/instance"
 	"github.com/pgtide/pgtide/internal/proxy/scram"
 	"github.com/pgtide/pgtide/internal/snapshot"
+	"github.com/pgtide/pgtide/internal/sockmap"
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown].
@@ -34,6 +35,7 @@ type Server struct {
 	ctrl  *instance.Controller
 	drv   *instance.Local
 	ln    net.Listener
+	ksock *sockmap.Relay // nil: relay in the process
 
 	wg sync.WaitGroup // connection goroutines
 
@@ -100,7 +102,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	if s.ksock, err = kernelRelay(cfg, s.log); err != nil {
+		return nil, err
+	}
+
 	if s.snaps, err = snapshot.New(cfg.SnapshotConfig()); err != nil {
+		s.closeKernelRelay()
 		return nil, err
 	}
 
@@ -112,6 +119,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:   s.log,
 	})
 	if err != nil {
+		s.closeKernelRelay()
 		return nil, err
 	}
 
@@ -133,12 +141,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	if err != nil {
 		s.drv.Close()
+		s.closeKernelRelay()
+
 		return nil, err
 	}
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		_ = s.ctrl.Close(ctx)
 		s.drv.Close()
+		s.closeKernelRelay()
 
 		return nil, fmt.Errorf("proxy: listen: %w", err)
 	}
@@ -266,6 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	s.drv.Close()
+	s.closeKernelRelay()
 
 	return err
 }
@@ -285,7 +297,8 @@ type ConnStatus struct {
 	Database string    `json:"database,omitempty"`
 	Instance string    `json:"instance,omitempty"`
 	Remote   string    `json:"remote"`
-	State    string    `json:"state"` // handshake, active
+	State    string    `json:"state"`           // handshake, active
+	Relay    string    `json:"relay,omitempty"` // kernel, process (when active)
 	Since    time.Time `json:"since"`
 }
 
