@@ -62,7 +62,9 @@ func (c *clientConn) pairInKernel(be *backend) *sockmap.Pairing {
 
 	p, err := c.s.ksock.Pair(c.conn(), be.conn)
 	if err != nil {
-		// TLS sessions, and a full map, are relayed by the process.
+		// TLS sessions, sessions with bytes already waiting (a client
+		// that did not wait for ReadyForQuery) and a full map are
+		// relayed by the process.
 		c.s.log.Debug("kernel relay not used", "conn_id", c.id, "err", err)
 		return nil
 	}

@@ -38,6 +38,11 @@ import (
 // relay: anything but TCP and Unix stream sockets, or a TLS connection.
 var ErrUnsupported = errors.New("sockmap: unsupported socket")
 
+// ErrQueued is returned by Pair when a socket already holds unread
+// bytes: the caller must forward those first, and bytes the kernel
+// forwarded meanwhile could overtake them.
+var ErrQueued = errors.New("sockmap: socket has unread bytes")
+
 // skPass is the verdict that keeps data on the socket it arrived on.
 const skPass = 1
 
@@ -131,8 +136,9 @@ type Pairing struct {
 }
 
 // Pair makes the kernel forward what arrives on a to b and what arrives
-// on b to a. Data already queued on either socket stays there for the
-// caller to read. On error nothing is left paired.
+// on b to a. It refuses sockets with unread bytes ([ErrQueued]); bytes
+// that arrive while it runs stay on their socket for the caller to
+// forward. On error nothing is left paired.
 func (r *Relay) Pair(a, b net.Conn) (*Pairing, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -149,6 +155,12 @@ func (r *Relay) Pair(a, b net.Conn) (*Pairing, error) {
 	kb, err := keyOf(b)
 	if err != nil {
 		return nil, err
+	}
+
+	for _, c := range []net.Conn{a, b} {
+		if err := checkEmpty(c); err != nil {
+			return nil, err
+		}
 	}
 
 	p := &Pairing{r: r}
@@ -233,6 +245,22 @@ func keyOf(c net.Conn) (uint64, error) {
 	})
 
 	return key, err
+}
+
+// checkEmpty returns ErrQueued when c's receive queue holds bytes.
+func checkEmpty(c net.Conn) error {
+	return withFD(c, func(fd int) error {
+		n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+		if err != nil {
+			return fmt.Errorf("sockmap: queued bytes: %w", err)
+		}
+
+		if n > 0 {
+			return ErrQueued
+		}
+
+		return nil
+	})
 }
 
 // withFD runs f with the file descriptor of c, which stays open meanwhile.

@@ -240,6 +240,44 @@ func TestPairRefusesUnsupportedSockets(t *testing.T) {
 	}
 }
 
+func TestPairRefusesSocketsWithUnreadBytes(t *testing.T) {
+	r := newRelay(t)
+	client, proxyIn := connPair(t, "tcp")
+	proxyOut, server := connPair(t, "unix")
+
+	if _, err := client.Write([]byte("early")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait until the bytes are queued on the proxy's socket.
+	got := make([]byte, 1)
+	_ = proxyIn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := proxyIn.Read(got); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := r.Pair(proxyIn, proxyOut); !errors.Is(err, ErrQueued) {
+		t.Fatalf("Pair with 4 unread bytes: %v, want ErrQueued", err)
+	}
+
+	if got := readN(t, proxyIn, 4); string(got) != "arly" {
+		t.Fatalf("unread bytes %q, want arly", got)
+	}
+
+	// Emptied, the sockets pair and relay.
+	if _, err := r.Pair(proxyIn, proxyOut); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := client.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := readN(t, server, 4); string(got) != "late" {
+		t.Fatalf("server got %q, want late", got)
+	}
+}
+
 func FuzzParseDiag(f *testing.F) {
 	f.Add(append(diagRequest(7), 8, 0, 2, 0, 1, 0, 0, 0))
 	f.Add([]byte{})
