@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +35,14 @@ type LocalConfig struct {
 	// Settings are server parameters for every instance, over
 	// [DefaultSettings].
 	Settings map[string]string
+
+	// Memory limits the memory of each instance, in bytes: its
+	// postmaster and backends share one cgroup with that limit and no
+	// swap, and a backend that goes over it is killed by the kernel.
+	// Unless Settings sets shared_buffers, it becomes a quarter of the
+	// limit. Zero means no limit. With a limit, [NewLocal] fails with
+	// [ErrNoMemoryCgroup] when no cgroup memory controller is usable.
+	Memory int64
 
 	// TCP makes instances listen on a free loopback port too, with trust
 	// authentication: anyone on this machine could then reach them
@@ -64,6 +74,9 @@ type Local struct {
 	log    *slog.Logger
 	lock   *os.File
 
+	// cg places instances in memory cgroups; nil without a limit.
+	cg *cgroups
+
 	// mu guards servers.
 	mu      sync.Mutex
 	servers map[string]*pgproc.Server
@@ -79,6 +92,7 @@ type state struct {
 	Owner     int       `json:"owner_pid"`
 	PID       int       `json:"pid,omitempty"`
 	SocketDir string    `json:"socket_dir"`
+	Cgroup    string    `json:"cgroup,omitempty"`
 	Started   time.Time `json:"started"`
 }
 
@@ -123,18 +137,35 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	return &Local{
+	l := &Local{
 		cfg:     cfg,
 		dir:     dir,
 		runner:  runner,
 		log:     log,
 		lock:    lock,
 		servers: map[string]*pgproc.Server{},
-	}, nil
+	}
+
+	if cfg.Memory > 0 {
+		if l.cg, err = detectCgroups(dir, cfg.Memory); err != nil {
+			lock.Close()
+			return nil, err
+		}
+
+		log.Info("instance memory limited by cgroups",
+			"cgroup_version", l.cg.version, "cgroup", l.cg.base, "memory_bytes", cfg.Memory)
+	}
+
+	return l, nil
 }
 
 // Close releases the directory lock. It does not stop instances.
 func (l *Local) Close() error {
+	if l.cg != nil {
+		// Fails, harmlessly, while instances still run.
+		l.cg.close()
+	}
+
 	return l.lock.Close()
 }
 
@@ -165,6 +196,12 @@ func (l *Local) Start(ctx context.Context, spec Spec) (ep Endpoint, err error) {
 		SocketDir: sock,
 		Started:   time.Now().UTC(),
 	}
+	if l.cg != nil {
+		// Recorded before the cgroup exists, so that a crash at any
+		// later point leaves a state file naming it.
+		st.Cgroup = l.cg.path(spec.ID)
+	}
+
 	if err := writeState(dir, st); err != nil {
 		return Endpoint{}, err
 	}
@@ -191,6 +228,13 @@ func (l *Local) Start(ctx context.Context, spec Spec) (ep Endpoint, err error) {
 	}
 	maps.Copy(opts.Settings, l.cfg.Settings)
 
+	if l.cfg.Memory > 0 && l.cfg.Settings["shared_buffers"] == "" {
+		// Shared memory counts against the limit: a quarter of it
+		// leaves the rest to backends, as the usual sizing advice does
+		// for a whole machine.
+		opts.Settings["shared_buffers"] = strconv.FormatInt(l.cfg.Memory/4/1024, 10) + "kB"
+	}
+
 	if l.cfg.TCP {
 		hba := filepath.Join(data, "pg_hba.conf")
 		if err := appendFile(hba, "host all all 127.0.0.1/32 trust\n"); err != nil {
@@ -203,9 +247,26 @@ func (l *Local) Start(ctx context.Context, spec Spec) (ep Endpoint, err error) {
 		}
 	}
 
+	var cg *cgroup
+	if l.cg != nil {
+		if cg, err = l.cg.create(spec.ID); err != nil {
+			return Endpoint{}, err
+		}
+		defer cg.close()
+
+		opts.Prepare = cg.prepare
+	}
+
 	srv, err := l.runner.Start(ctx, opts)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("instance: start %s: %w", spec.ID, err)
+	}
+
+	if cg != nil {
+		if err := cg.started(); err != nil {
+			l.log.WarnContext(ctx, "cannot finish cgroup setup of postmaster",
+				"instance", spec.ID, "pid", srv.PID, "err", err)
+		}
 	}
 
 	l.mu.Lock()
@@ -270,8 +331,16 @@ func (l *Local) Stop(ctx context.Context, id string) error {
 		}
 	}
 
-	if st, err := readState(dir); err == nil && st.SocketDir != "" {
+	st, err := readState(dir)
+	if err == nil && st.SocketDir != "" {
 		_ = os.RemoveAll(st.SocketDir)
+	}
+
+	switch {
+	case st.Cgroup != "" && isInstanceCgroup(st.Cgroup, id):
+		errs = append(errs, removeCgroup(st.Cgroup))
+	case l.cg != nil:
+		errs = append(errs, removeCgroup(l.cg.path(id)))
 	}
 
 	if err := os.RemoveAll(dir); err != nil {
@@ -323,6 +392,15 @@ func (l *Local) Reconcile(ctx context.Context) ([]string, error) {
 			if st.SocketDir != "" {
 				_ = os.RemoveAll(st.SocketDir)
 			}
+
+			if st.Cgroup != "" && isInstanceCgroup(st.Cgroup, e.Name()) {
+				errs = append(errs, removeCgroup(st.Cgroup))
+
+				// The base of an earlier run with a limit, once empty.
+				if base := filepath.Dir(st.Cgroup); l.cg == nil || base != l.cg.base {
+					_ = syscall.Rmdir(base)
+				}
+			}
 		}
 
 		if err := os.RemoveAll(dir); err != nil {
@@ -332,6 +410,47 @@ func (l *Local) Reconcile(ctx context.Context) ([]string, error) {
 
 		l.log.InfoContext(ctx, "removed orphan instance", "instance", e.Name())
 		removed = append(removed, e.Name())
+	}
+
+	if l.cg != nil {
+		gone, err := l.reconcileCgroups(ctx, mine)
+		errs = append(errs, err)
+
+		for _, id := range gone {
+			if !slices.Contains(removed, id) {
+				removed = append(removed, id)
+			}
+		}
+	}
+
+	return removed, errors.Join(errs...)
+}
+
+// reconcileCgroups removes the instance cgroups of this instances
+// directory that belong to no instance in mine: those whose state file
+// was already gone when a crash interrupted a stop.
+func (l *Local) reconcileCgroups(ctx context.Context, mine map[string]*pgproc.Server) ([]string, error) {
+	names, err := l.cg.children()
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		removed []string
+		errs    []error
+	)
+	for _, id := range names {
+		if mine[id] != nil {
+			continue
+		}
+
+		if err := removeCgroup(l.cg.path(id)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+
+		l.log.InfoContext(ctx, "removed orphan instance cgroup", "instance", id)
+		removed = append(removed, id)
 	}
 
 	return removed, errors.Join(errs...)

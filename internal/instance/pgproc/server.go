@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,6 +35,12 @@ type ServerOptions struct {
 
 	// LogFile receives the server's output. "" means DataDir/../server.log.
 	LogFile string
+
+	// Prepare, when not nil, is called with the postmaster's command just
+	// before it starts. It may change the command (its path, arguments,
+	// environment or SysProcAttr), for example to start the server inside
+	// a cgroup. An error stops the start.
+	Prepare func(cmd *exec.Cmd) error
 }
 
 // Server is a running postmaster started by [Runner.Start]. It is safe
@@ -94,6 +101,12 @@ func (r *Runner) Start(ctx context.Context, opts ServerOptions) (*Server, error)
 	// The postmaster outlives ctx: only the start is bounded by it.
 	cmd := r.Command(context.Background(), "postgres", nil, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+
+	if opts.Prepare != nil {
+		if err := opts.Prepare(cmd); err != nil {
+			return nil, fmt.Errorf("pgproc: prepare postgres: %w", err)
+		}
+	}
 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("pgproc: start postgres: %w", err)
