@@ -55,6 +55,22 @@ type Config struct {
 	// every new instance of a dataset, by dataset name.
 	StartupScripts map[string][]string
 
+	// Warm keeps instances booted ahead of demand from the newest ready
+	// snapshot of each dataset in Datasets that has one. Shared: the
+	// dataset's shared instance is kept up while idle (any Warm > 0).
+	// Private: Warm unowned spares per dataset; a user's first
+	// connection claims one and the pool boots a replacement. Warm
+	// instances count against MaxInstances and are the first stopped to
+	// make room. Zero means no warm pool.
+	Warm int
+
+	// Datasets names the datasets the warm pool serves.
+	Datasets []string
+
+	// WarmInterval is how often the warm pool looks for newer snapshots
+	// and refills. Zero means 5 seconds.
+	WarmInterval time.Duration
+
 	// Logger receives lifecycle messages. Nil discards them.
 	Logger *slog.Logger
 }
@@ -111,10 +127,16 @@ type Controller struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup // boots and stops in flight
 
+	kick chan struct{} // wakes the warm pool; buffered, never closed
+
 	// mu guards everything below.
-	mu     sync.Mutex
-	byKey  map[string]*inst
-	closed bool
+	mu      sync.Mutex
+	byKey   map[string]*inst
+	closed  bool
+	boots   int                  // boots started, warm ones included
+	newest  map[string]string    // dataset -> newest ready snapshot seen by the pool
+	retryAt map[string]time.Time // dataset -> no warm boot before, after one failed
+	warnErr map[string]string    // dataset -> last catalog error logged
 }
 
 // inst is one instance the controller knows. Fields other than the
@@ -124,6 +146,9 @@ type inst struct {
 	dataset, snapshot string
 	owner             string // private instances only
 	started           time.Time
+	pool              bool // booted by the warm pool
+
+	spare bool // an unowned warm instance waiting to be claimed (private)
 
 	ready chan struct{} // closed when the boot ended
 	err   error         // the boot's error, set before ready closes
@@ -169,9 +194,29 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		log.InfoContext(ctx, "reconciled instances left by a crash", "removed", len(removed))
 	}
 
-	cctx, stop := context.WithCancel(context.Background())
+	if cfg.WarmInterval <= 0 {
+		cfg.WarmInterval = 5 * time.Second
+	}
 
-	return &Controller{cfg: cfg, log: log, ctx: cctx, stop: stop, byKey: map[string]*inst{}}, nil
+	cctx, stop := context.WithCancel(context.Background())
+	c := &Controller{
+		cfg:     cfg,
+		log:     log,
+		ctx:     cctx,
+		stop:    stop,
+		kick:    make(chan struct{}, 1),
+		byKey:   map[string]*inst{},
+		newest:  map[string]string{},
+		retryAt: map[string]time.Time{},
+		warnErr: map[string]string{},
+	}
+
+	if cfg.Warm > 0 && len(cfg.Datasets) > 0 {
+		c.wg.Add(1)
+		go c.warmLoop()
+	}
+
+	return c, nil
 }
 
 // Lease is one connection's hold on an instance. Release it exactly once.
@@ -219,13 +264,22 @@ func (c *Controller) Acquire(ctx context.Context, req Request) (*Lease, error) {
 		return nil, ErrClosed
 	}
 
+	if req.Snapshot == "" {
+		c.noteNewestLocked(req.Dataset, snap.ID)
+	}
+
 	in := c.byKey[key]
-	if in == nil || in.stopping {
-		if in, err = c.newInstLocked(key, req, snap, owner); err != nil {
-			c.mu.Unlock()
-			return nil, err
+	if in != nil && !in.stopping {
+		err = c.checkUserLocked(in, req.User)
+	} else if in = c.spareLocked(req.Dataset, snap.ID); in != nil {
+		if err = c.checkUserLocked(in, req.User); err == nil {
+			c.claimLocked(in, key, owner)
 		}
-	} else if err := c.checkUserLocked(in, req.User); err != nil {
+	} else {
+		in, err = c.newInstLocked(key, req, snap, owner)
+	}
+
+	if err != nil {
 		c.mu.Unlock()
 		return nil, err
 	}
@@ -266,9 +320,10 @@ func (c *Controller) Acquire(ctx context.Context, req Request) (*Lease, error) {
 	return lease, nil
 }
 
-// checkUserLocked enforces MaxUserInstances for user joining in.
+// checkUserLocked enforces MaxUserInstances for user joining in (nil
+// for an instance not registered yet).
 func (c *Controller) checkUserLocked(in *inst, user string) error {
-	if c.cfg.MaxUserInstances <= 0 || in.users[user] > 0 {
+	if c.cfg.MaxUserInstances <= 0 || (in != nil && in.users[user] > 0) {
 		return nil
 	}
 
@@ -287,27 +342,17 @@ func (c *Controller) checkUserLocked(in *inst, user string) error {
 }
 
 // newInstLocked registers a new instance for key and starts its boot,
-// stopping the least recently used idle instance when at the cap.
+// stopping an idle instance when at the cap: a warm one first, else the
+// least recently used.
 func (c *Controller) newInstLocked(key string, req Request, snap snapshot.Snapshot, owner string) (*inst, error) {
-	in := &inst{
-		key:      key,
-		id:       req.Dataset + "-" + randomHex(4),
-		dataset:  req.Dataset,
-		snapshot: snap.ID,
-		owner:    owner,
-		started:  time.Now(),
-		ready:    make(chan struct{}),
-		users:    map[string]int{},
-	}
-
-	if err := c.checkUserLocked(in, req.User); err != nil {
+	if err := c.checkUserLocked(nil, req.User); err != nil {
 		return nil, err
 	}
 
 	if len(c.byKey) >= c.cfg.MaxInstances {
 		var victim *inst
 		for _, other := range c.byKey {
-			if other.refs == 0 && isClosed(other.ready) && (victim == nil || other.lastUsed.Before(victim.lastUsed)) {
+			if other.refs == 0 && isClosed(other.ready) && (victim == nil || c.evictBeforeLocked(other, victim)) {
 				victim = other
 			}
 		}
@@ -316,28 +361,58 @@ func (c *Controller) newInstLocked(key string, req Request, snap snapshot.Snapsh
 			return nil, &LimitError{Limit: "max_instances", Max: c.cfg.MaxInstances}
 		}
 
-		c.log.Info("stopping idle instance to make room", "instance", victim.id)
+		c.log.Info("stopping idle instance to make room", "instance", victim.id, "warm", c.warmLocked(victim))
 		c.stopLocked(victim)
 	}
 
-	c.byKey[key] = in
+	return c.startLocked(key, req.Dataset, snap, owner, false), nil
+}
 
-	ds, _ := c.cfg.Snapshots.Dataset(req.Dataset)
+// evictBeforeLocked reports whether idle instance a is stopped before b
+// to make room: warm instances first, then the least recently used.
+func (c *Controller) evictBeforeLocked(a, b *inst) bool {
+	if wa, wb := c.warmLocked(a), c.warmLocked(b); wa != wb {
+		return wa
+	}
+
+	return a.lastUsed.Before(b.lastUsed)
+}
+
+// startLocked registers an instance of snap for key and boots it in the
+// background. pool marks the warm pool's boots; with private instances
+// they are spares.
+func (c *Controller) startLocked(key, dataset string, snap snapshot.Snapshot, owner string, pool bool) *inst {
+	in := &inst{
+		key:      key,
+		id:       dataset + "-" + randomHex(4),
+		dataset:  dataset,
+		snapshot: snap.ID,
+		owner:    owner,
+		started:  time.Now(),
+		pool:     pool,
+		spare:    pool && c.cfg.Private,
+		ready:    make(chan struct{}),
+		users:    map[string]int{},
+	}
+	c.byKey[key] = in
+	c.boots++
+
+	ds, _ := c.cfg.Snapshots.Dataset(dataset)
 	spec := Spec{
 		ID:             in.id,
-		Dataset:        req.Dataset,
+		Dataset:        dataset,
 		SnapshotID:     snap.ID,
 		SnapshotDir:    snap.DataDir,
-		Database:       c.cfg.Snapshots.Database(req.Dataset),
+		Database:       c.cfg.Snapshots.Database(dataset),
 		Role:           ds.RoleName(),
 		Superuser:      superuser(ds),
-		StartupScripts: c.cfg.StartupScripts[req.Dataset],
+		StartupScripts: c.cfg.StartupScripts[dataset],
 	}
 
 	c.wg.Add(1)
 	go c.boot(in, spec)
 
-	return in, nil
+	return in
 }
 
 func superuser(ds snapshot.Dataset) string {
@@ -367,8 +442,16 @@ func (c *Controller) boot(in *inst, spec Spec) {
 			delete(c.byKey, in.key)
 		}
 
+		if in.pool {
+			c.retryAt[in.dataset] = time.Now().Add(warmRetryDelay)
+		}
+
 		close(in.ready)
-		c.log.Error("instance boot failed", "instance", in.id, "err", err)
+		if c.closed {
+			c.log.Info("instance boot cancelled by shutdown", "instance", in.id)
+		} else {
+			c.log.Error("instance boot failed", "instance", in.id, "err", err)
+		}
 
 		return
 	}
@@ -379,9 +462,10 @@ func (c *Controller) boot(in *inst, spec Spec) {
 		"instance", in.id,
 		"dataset", in.dataset,
 		"snapshot", in.snapshot,
+		"warm", in.pool,
 		"duration", time.Since(start).Round(time.Millisecond))
 
-	if in.refs == 0 {
+	if in.refs == 0 && !c.warmLocked(in) {
 		c.armIdleLocked(in)
 	}
 }
@@ -397,7 +481,7 @@ func (c *Controller) release(in *inst, user string) {
 	}
 
 	in.lastUsed = time.Now()
-	if in.refs == 0 && isClosed(in.ready) && in.err == nil && !in.stopping {
+	if in.refs == 0 && isClosed(in.ready) && in.err == nil && !in.stopping && !c.warmLocked(in) {
 		c.armIdleLocked(in)
 	}
 }
@@ -411,10 +495,18 @@ func (c *Controller) armIdleLocked(in *inst) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 
-		if in.refs == 0 && !in.stopping && c.byKey[in.key] == in {
-			c.log.Info("stopping idle instance", "instance", in.id)
-			c.stopLocked(in)
+		if in.refs != 0 || in.stopping || c.byKey[in.key] != in {
+			return
 		}
+
+		if c.warmLocked(in) {
+			// It became the warm instance while the timer ran.
+			in.idle = nil
+			return
+		}
+
+		c.log.Info("stopping idle instance", "instance", in.id)
+		c.stopLocked(in)
 	})
 }
 
@@ -430,6 +522,9 @@ func (c *Controller) stopLocked(in *inst) {
 		delete(c.byKey, in.key)
 	}
 
+	// A free slot may let the warm pool refill.
+	c.kickWarm()
+
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -444,7 +539,8 @@ func (c *Controller) stopLocked(in *inst) {
 }
 
 // StopIdle stops every ready instance without connections now, instead
-// of when its idle timeout expires, and returns when they are gone.
+// of when its idle timeout expires, and returns when they are gone. Warm
+// instances are stopped too; the warm pool then boots new ones.
 func (c *Controller) StopIdle(ctx context.Context) error {
 	c.mu.Lock()
 	var idle []*inst
@@ -467,6 +563,8 @@ func (c *Controller) StopIdle(ctx context.Context) error {
 		c.log.InfoContext(ctx, "stopping idle instance on request", "instance", in.id)
 		errs = append(errs, c.cfg.Driver.Stop(ctx, in.id))
 	}
+
+	c.kickWarm()
 
 	return errors.Join(errs...)
 }
@@ -498,12 +596,17 @@ func (c *Controller) Status() []Status {
 			Snapshot: in.snapshot,
 			Owner:    in.owner,
 			State:    "booting",
+			Warm:     c.warmLocked(in),
 			Conns:    in.refs,
 			Started:  in.started,
 			LastUsed: in.lastUsed,
 		}
 		if isClosed(in.ready) {
 			st.State = "ready"
+			if st.Warm && in.refs == 0 {
+				st.State = "warm"
+			}
+
 			st.Host, st.TCPAddr = in.ep.Host, in.ep.TCPAddr
 		}
 

@@ -13,6 +13,19 @@
 // it; [Local] runs instances as processes on this machine, and a driver
 // for Kubernetes would create pods instead.
 //
+// # Warm pool
+//
+// With Config.Warm set, the controller keeps instances booted from the
+// newest ready snapshot of each dataset before anyone asks, so a first
+// connection does not wait for a copy and a server start. Shared, the
+// dataset's instance for its newest snapshot skips the idle timeout;
+// private, unowned spares wait for a user's first connection to claim
+// them, and a replacement boots in the background. A goroutine looks
+// for newer snapshots every WarmInterval and moves the pool to them; the
+// instances of the older snapshot then stop once idle. Warm instances
+// take only free slots under MaxInstances and are the first stopped when
+// a request needs room. [Status] marks them.
+//
 // # Local instances
 //
 // [Local] keeps each instance in <data_dir>/instances/<id>: a state file

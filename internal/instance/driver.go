@@ -88,7 +88,8 @@ type Status struct {
 	Dataset  string    `json:"dataset"`
 	Snapshot string    `json:"snapshot"`
 	Owner    string    `json:"owner,omitempty"` // user, for private instances
-	State    string    `json:"state"`           // booting, ready, stopping
+	State    string    `json:"state"`           // booting, ready, warm (ready, kept by the warm pool, no connections)
+	Warm     bool      `json:"warm,omitempty"`  // kept booted by the warm pool
 	Conns    int       `json:"connections"`
 	Host     string    `json:"host,omitempty"`     // socket directory, once ready
 	TCPAddr  string    `json:"tcp_addr,omitempty"` // with a TCP-enabled driver
