@@ -112,8 +112,11 @@ func (c *clientConn) serve(ctx context.Context) {
 	if err := c.authenticate(user); err != nil {
 		c.s.metrics.Connections.WithLabelValues("auth_failed").Inc()
 		log.InfoContext(ctx, "authentication failed", "err", err)
-		sendError(c.conn(), newError(codeInvalidPassword,
-			fmt.Sprintf("password authentication failed for user %q", user)))
+		// Protocol and channel binding errors keep their own SQLSTATE;
+		// anything else is the generic password failure.
+		reply := newError(codeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", user))
+		errors.As(err, &reply)
+		sendError(c.conn(), reply)
 
 		return
 	}

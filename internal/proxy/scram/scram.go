@@ -1,6 +1,7 @@
-// Package scram is the server side of SCRAM-SHA-256 authentication (RFC
-// 5802, RFC 7677) as PostgreSQL uses it in SASL exchanges, without
-// channel binding.
+// Package scram is the server side of SCRAM-SHA-256 and
+// SCRAM-SHA-256-PLUS authentication (RFC 5802, RFC 7677) as PostgreSQL
+// uses them in SASL exchanges
+// (https://www.postgresql.org/docs/current/sasl-authentication.html).
 //
 // A [Verifier] is what a server stores instead of a password; it has the
 // same text form as PostgreSQL's pg_authid.rolpassword
@@ -9,14 +10,22 @@
 // client-first-message, [Server.Final] checks the client's proof and
 // returns the server signature.
 //
+// # Channel binding
+//
+// Over TLS a server offers [MechanismPlus] as well, which binds the
+// exchange to the TLS connection with the tls-server-end-point data of its
+// certificate ([TLSServerEndPoint]): a proof relayed by a man in the middle,
+// who holds another certificate, does not verify. The server refuses a
+// client that announces channel binding support while believing the
+// server has none (gs2 flag "y" where [MechanismPlus] was offered), since
+// only a downgrade by an attacker explains that.
+//
 // Passwords are used as given: unlike PostgreSQL, no SASLprep
 // normalization is applied, which makes no difference for ASCII
 // passwords.
 package scram
 
 import (
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -27,120 +36,66 @@ import (
 	"strings"
 )
 
-// Mechanism is the SASL mechanism name.
-const Mechanism = "SCRAM-SHA-256"
+// SASL mechanism names.
+const (
+	// Mechanism is SCRAM-SHA-256 without channel binding.
+	Mechanism = "SCRAM-SHA-256"
+
+	// MechanismPlus is SCRAM-SHA-256 with channel binding, offered over
+	// TLS only.
+	MechanismPlus = "SCRAM-SHA-256-PLUS"
+)
 
 // DefaultIterations is the PBKDF2 iteration count of new verifiers,
 // PostgreSQL's default.
 const DefaultIterations = 4096
 
-// ErrAuthFailed is returned by [Server.Final] when the proof is wrong.
-var ErrAuthFailed = errors.New("scram: authentication failed")
+// Kinds of failed exchanges. errors.Is matches an error returned by
+// [NewServer], [Server.First] or [Server.Final] against one of them.
+var (
+	// ErrAuthFailed is a wrong proof: the client does not know the
+	// password. PostgreSQL answers SQLSTATE 28P01.
+	ErrAuthFailed = errors.New("scram: authentication failed")
 
-// Verifier is the stored form of a password.
-type Verifier struct {
-	Iterations int
-	Salt       []byte
-	StoredKey  []byte
-	ServerKey  []byte
+	// ErrProtocol is a client that broke the protocol: a malformed
+	// message, an unknown mechanism, a channel binding flag that does not
+	// fit the mechanism. PostgreSQL answers SQLSTATE 08P01.
+	ErrProtocol = errors.New("scram: malformed SCRAM message")
+
+	// ErrChannelBinding is channel binding data that does not match the
+	// connection, or a client that believes the server offers no channel
+	// binding when it did. PostgreSQL answers SQLSTATE 28000.
+	ErrChannelBinding = errors.New("scram: channel binding check failed")
+)
+
+// Error is a failed exchange other than a wrong password.
+type Error struct {
+	// Kind is [ErrProtocol] or [ErrChannelBinding].
+	Kind error
+
+	// Detail says what was wrong. It holds no secret, but may quote a
+	// short piece of what the client sent.
+	Detail string
 }
 
-// NewVerifier derives a verifier from password with a random 16-byte
-// salt and iterations rounds (DefaultIterations when zero or less).
-func NewVerifier(password string, iterations int) (Verifier, error) {
-	if iterations <= 0 {
-		iterations = DefaultIterations
-	}
+func (e *Error) Error() string { return e.Kind.Error() + ": " + e.Detail }
 
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return Verifier{}, fmt.Errorf("scram: salt: %w", err)
-	}
+// Unwrap returns e.Kind.
+func (e *Error) Unwrap() error { return e.Kind }
 
-	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
-	if err != nil {
-		return Verifier{}, fmt.Errorf("scram: derive key: %w", err)
-	}
-
-	clientKey := mac(salted, "Client Key")
-	stored := sha256.Sum256(clientKey)
-
-	return Verifier{
-		Iterations: iterations,
-		Salt:       salt,
-		StoredKey:  stored[:],
-		ServerKey:  mac(salted, "Server Key"),
-	}, nil
-}
-
-// ParseVerifier parses the PostgreSQL text form of a verifier.
-func ParseVerifier(s string) (Verifier, error) {
-	rest, ok := strings.CutPrefix(s, Mechanism+"$")
-	if !ok {
-		return Verifier{}, errors.New("scram: verifier does not start with " + Mechanism + "$")
-	}
-
-	params, keys, ok := strings.Cut(rest, "$")
-	if !ok {
-		return Verifier{}, errors.New("scram: verifier lacks keys")
-	}
-
-	iterText, saltText, ok1 := strings.Cut(params, ":")
-	storedText, serverText, ok2 := strings.Cut(keys, ":")
-	if !ok1 || !ok2 {
-		return Verifier{}, errors.New("scram: malformed verifier")
-	}
-
-	iter, err := strconv.Atoi(iterText)
-	if err != nil || iter <= 0 {
-		return Verifier{}, fmt.Errorf("scram: bad iteration count %q", iterText)
-	}
-
-	v := Verifier{Iterations: iter}
-	for _, f := range []struct {
-		dst  *[]byte
-		text string
-		n    int
-	}{{&v.Salt, saltText, 0}, {&v.StoredKey, storedText, sha256.Size}, {&v.ServerKey, serverText, sha256.Size}} {
-		b, err := base64.StdEncoding.DecodeString(f.text)
-		if err != nil || len(b) == 0 || (f.n > 0 && len(b) != f.n) {
-			return Verifier{}, errors.New("scram: malformed base64 field in verifier")
-		}
-
-		*f.dst = b
-	}
-
-	return v, nil
-}
-
-// String returns the PostgreSQL text form of v.
-func (v Verifier) String() string {
-	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("%s$%d:%s$%s:%s", Mechanism, v.Iterations, b64(v.Salt), b64(v.StoredKey), b64(v.ServerKey))
-}
-
-// MockVerifier returns a verifier no password matches, with a salt that
-// depends only on user and secret. Running a full exchange against it for
-// unknown users hides which users exist.
-func MockVerifier(user string, secret []byte) Verifier {
-	salt := sha256.Sum256(append(append([]byte{}, secret...), user...))
-	v := Verifier{Iterations: DefaultIterations, Salt: salt[:16], StoredKey: make([]byte, 32), ServerKey: make([]byte, 32)}
-	_, _ = rand.Read(v.StoredKey)
-	_, _ = rand.Read(v.ServerKey)
-
-	return v
-}
-
-func mac(key []byte, msg string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(msg))
-
-	return h.Sum(nil)
+func protocolError(format string, args ...any) error {
+	return &Error{Kind: ErrProtocol, Detail: fmt.Sprintf(format, args...)}
 }
 
 // Server runs one SCRAM exchange. It is not safe for concurrent use.
 type Server struct {
 	v Verifier
+
+	// plus is set when the client selected MechanismPlus; binding is the
+	// connection's channel binding data, nil when MechanismPlus was not
+	// offered.
+	plus    bool
+	binding []byte
 
 	// serverNonce, when set (tests), replaces the random server nonce.
 	serverNonce string
@@ -151,45 +106,60 @@ type Server struct {
 	nonce           string
 }
 
-// NewServer returns a server checking against v.
-func NewServer(v Verifier) *Server {
-	return &Server{v: v}
+// NewServer returns a server checking the client against v, for the
+// mechanism the client selected. binding is the tls-server-end-point data
+// of the connection ([TLSServerEndPoint]) when the server offered
+// [MechanismPlus], and nil when it offered [Mechanism] alone. An unknown
+// mechanism, or [MechanismPlus] when binding is nil, returns an
+// [ErrProtocol] error.
+func NewServer(v Verifier, mechanism string, binding []byte) (*Server, error) {
+	s := &Server{v: v, binding: binding}
+
+	switch mechanism {
+	case Mechanism:
+	case MechanismPlus:
+		if binding == nil {
+			return nil, protocolError("the client selected %s, which the server did not offer", MechanismPlus)
+		}
+
+		s.plus = true
+	default:
+		return nil, protocolError("the client selected an invalid SASL authentication mechanism %s",
+			clip(mechanism))
+	}
+
+	return s, nil
 }
 
 // First parses the client-first-message and returns the
-// server-first-message.
+// server-first-message. A message that breaks the protocol returns an
+// [ErrProtocol] error; a gs2 header with the "y" flag when the server
+// offered [MechanismPlus] an [ErrChannelBinding] error.
 func (s *Server) First(clientFirst []byte) ([]byte, error) {
-	msg := string(clientFirst)
-
-	// gs2-header: channel-binding flag, then an optional authzid.
-	var cbFlag string
-	switch {
-	case strings.HasPrefix(msg, "n,"), strings.HasPrefix(msg, "y,"):
-		cbFlag, msg = msg[:1], msg[2:]
-	case strings.HasPrefix(msg, "p="):
-		return nil, errors.New("scram: channel binding is not supported")
-	default:
-		return nil, errors.New("scram: malformed gs2 header")
+	// gs2-header = gs2-cbind-flag "," [authzid] "," (RFC 5802, section 7).
+	flag, rest, ok1 := strings.Cut(string(clientFirst), ",")
+	authzid, bare, ok2 := strings.Cut(rest, ",")
+	if !ok1 || !ok2 {
+		return nil, protocolError("malformed gs2 header")
 	}
 
-	authzid, bare, ok := strings.Cut(msg, ",")
-	if !ok {
-		return nil, errors.New("scram: malformed gs2 header")
+	if err := s.checkFlag(flag); err != nil {
+		return nil, err
 	}
 
 	if authzid != "" {
-		return nil, errors.New("scram: authorization identities are not supported")
+		return nil, protocolError("authorization identities are not supported")
 	}
 
 	// client-first-message-bare: [reserved-mext ","] username "," nonce.
 	attrs := strings.Split(bare, ",")
 	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "n=") || !strings.HasPrefix(attrs[1], "r=") {
-		return nil, errors.New("scram: malformed client-first-message")
+		return nil, protocolError("malformed client-first-message")
 	}
 
 	clientNonce := attrs[1][2:]
 	if clientNonce == "" || !printable(clientNonce) {
-		return nil, errors.New("scram: malformed client nonce")
+		return nil, protocolError("malformed client nonce")
 	}
 
 	serverNonce := s.serverNonce
@@ -202,48 +172,97 @@ func (s *Server) First(clientFirst []byte) ([]byte, error) {
 		serverNonce = base64.RawStdEncoding.EncodeToString(b)
 	}
 
-	s.gs2Header = cbFlag + ",,"
+	s.gs2Header = flag + ",,"
 	s.clientFirstBare = bare
 	s.nonce = clientNonce + serverNonce
-	s.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d", s.nonce, base64.StdEncoding.EncodeToString(s.v.Salt), s.v.Iterations)
+	s.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d",
+		s.nonce, base64.StdEncoding.EncodeToString(s.v.Salt), s.v.Iterations)
 
 	return []byte(s.serverFirst), nil
 }
 
+// checkFlag checks the gs2-cbind-flag against the mechanism and what the
+// server offered (RFC 5802, section 6).
+func (s *Server) checkFlag(flag string) error {
+	switch {
+	case flag == "n" || flag == "y":
+		if s.plus {
+			return protocolError("the client selected %s, "+
+				"but the SCRAM message includes no channel binding data", MechanismPlus)
+		}
+
+		// "y": the client could bind but believes the server cannot.
+		// Having offered MechanismPlus, the server can: someone removed
+		// it from the offer on the way.
+		if flag == "y" && s.binding != nil {
+			return &Error{Kind: ErrChannelBinding, Detail: "the client supports channel binding " +
+				"but thinks the server does not, although the server offered " + MechanismPlus}
+		}
+
+	case strings.HasPrefix(flag, "p="):
+		if !s.plus {
+			return protocolError("the client selected %s without channel binding, "+
+				"but the SCRAM message includes channel binding data", Mechanism)
+		}
+
+		if name := flag[2:]; name != BindingType {
+			return protocolError("unsupported channel binding type %s: use %s", clip(name), BindingType)
+		}
+
+	default:
+		return protocolError("malformed gs2 header")
+	}
+
+	return nil
+}
+
 // Final checks the client-final-message and returns the
-// server-final-message. A wrong proof returns [ErrAuthFailed]; malformed
-// input another error.
+// server-final-message. A wrong proof returns [ErrAuthFailed]; channel
+// binding data other than the connection's an [ErrChannelBinding] error;
+// any other malformed input an [ErrProtocol] error.
 func (s *Server) Final(clientFinal []byte) ([]byte, error) {
 	if s.nonce == "" {
-		return nil, errors.New("scram: client-final-message before client-first-message")
+		return nil, protocolError("client-final-message before client-first-message")
 	}
 
 	msg := string(clientFinal)
 
 	i := strings.LastIndex(msg, ",p=")
 	if i < 0 {
-		return nil, errors.New("scram: client-final-message lacks a proof")
+		return nil, protocolError("the client-final-message lacks a proof")
 	}
 
 	withoutProof, proofText := msg[:i], msg[i+3:]
 
 	attrs := strings.Split(withoutProof, ",")
 	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "c=") || !strings.HasPrefix(attrs[1], "r=") {
-		return nil, errors.New("scram: malformed client-final-message")
+		return nil, protocolError("malformed client-final-message")
 	}
 
-	cb, err := base64.StdEncoding.DecodeString(attrs[0][2:])
-	if err != nil || string(cb) != s.gs2Header {
-		return nil, errors.New("scram: channel binding data does not match")
+	// c= is base64 of the gs2 header, followed with MechanismPlus by the
+	// channel binding data (RFC 5802, section 7). Comparing the encoded
+	// text rejects non-canonical encodings as well.
+	want := []byte(s.gs2Header)
+	if s.plus {
+		want = append(want, s.binding...)
+	}
+
+	if attrs[0][2:] != base64.StdEncoding.EncodeToString(want) {
+		if s.plus {
+			return nil, &Error{Kind: ErrChannelBinding,
+				Detail: "the channel binding data does not match the server's TLS certificate"}
+		}
+
+		return nil, protocolError("unexpected channel binding attribute in client-final-message")
 	}
 
 	if attrs[1][2:] != s.nonce {
-		return nil, errors.New("scram: nonce mismatch")
+		return nil, protocolError("the nonce does not match")
 	}
 
 	proof, err := base64.StdEncoding.DecodeString(proofText)
 	if err != nil || len(proof) != sha256.Size {
-		return nil, errors.New("scram: malformed proof")
+		return nil, protocolError("malformed proof")
 	}
 
 	authMessage := s.clientFirstBare + "," + s.serverFirst + "," + withoutProof
@@ -271,4 +290,14 @@ func printable(s string) bool {
 	}
 
 	return true
+}
+
+// clip quotes a client-supplied name for an error message, cut to 64
+// bytes.
+func clip(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+
+	return strconv.Quote(s)
 }

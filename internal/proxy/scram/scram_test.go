@@ -40,7 +40,7 @@ func verifierFor(t *testing.T, password, saltB64 string) Verifier {
 func TestServerRFC7677(t *testing.T) {
 	v := verifierFor(t, rfc7677.password, rfc7677.salt)
 
-	s := NewServer(v)
+	s := newServer(t, v, Mechanism, nil)
 	s.serverNonce = rfc7677.serverNonce
 
 	first, err := s.First([]byte(rfc7677.clientFirst))
@@ -54,7 +54,7 @@ func TestServerRFC7677(t *testing.T) {
 	}
 
 	// The same exchange against another password fails.
-	s = NewServer(verifierFor(t, "crayon", rfc7677.salt))
+	s = newServer(t, verifierFor(t, "crayon", rfc7677.salt), Mechanism, nil)
 	s.serverNonce = rfc7677.serverNonce
 	if _, err := s.First([]byte(rfc7677.clientFirst)); err != nil {
 		t.Fatal(err)
@@ -86,33 +86,59 @@ func TestVerifierRoundTrip(t *testing.T) {
 func TestServerRejects(t *testing.T) {
 	v := verifierFor(t, "pencil", rfc7677.salt)
 	for _, first := range []string{"", "x,,n=u,r=abc", "p=tls-server-end-point,,n=u,r=abc", "n,a=admin,n=u,r=abc", "n,,n=u", "n,,n=u,r="} {
-		if _, err := NewServer(v).First([]byte(first)); err == nil {
-			t.Errorf("First(%q) = nil error, want one", first)
+		if _, err := newServer(t, v, Mechanism, nil).First([]byte(first)); !errors.Is(err, ErrProtocol) {
+			t.Errorf("First(%q) = %v, want ErrProtocol", first, err)
 		}
 	}
 
-	s := NewServer(v)
+	s := newServer(t, v, Mechanism, nil)
 	if _, err := s.First([]byte("n,,n=u,r=abc")); err != nil {
 		t.Fatal(err)
 	}
 
 	for _, final := range []string{"", "c=biws", "c=eSws,r=abc,p=AAAA", "c=biws,r=other,p=" + base64.StdEncoding.EncodeToString(make([]byte, 32))} {
-		if _, err := s.Final([]byte(final)); err == nil {
-			t.Errorf("Final(%q) = nil error, want one", final)
+		if _, err := s.Final([]byte(final)); !errors.Is(err, ErrProtocol) {
+			t.Errorf("Final(%q) = %v, want ErrProtocol", final, err)
 		}
 	}
 }
 
+// FuzzServer runs arbitrary client messages through servers with and
+// without channel binding: no input authenticates without the password,
+// and a server bound to a channel accepts only a gs2 header naming it.
 func FuzzServer(f *testing.F) {
-	f.Add([]byte(rfc7677.clientFirst), []byte(rfc7677.clientFinal))
-	f.Add([]byte("y,,n=,r=x"), []byte("c=eSws,r=x,p=AAAA"))
-	f.Add([]byte("n,,m=ext,n=u,r=a"), []byte(",p="))
+	f.Add([]byte(rfc7677.clientFirst), []byte(rfc7677.clientFinal), false)
+	f.Add([]byte("y,,n=,r=x"), []byte("c=eSws,r=x,p=AAAA"), false)
+	f.Add([]byte("n,,m=ext,n=u,r=a"), []byte(",p="), false)
+	f.Add([]byte("p=tls-server-end-point,,n=,r=abc"), []byte("c=cD10bHMtc2VydmVyLWVuZC1wb2ludCws,r=abc,p=AAAA"), true)
+	f.Add([]byte("p=tls-unique,,n=,r=abc"), []byte("c=,r=abc,p="), true)
+	f.Add([]byte("p=,a=x,n=,r=abc"), []byte("c=biws,r=abc,p="), false)
 
 	v, _ := NewVerifier("pencil", 1)
-	f.Fuzz(func(t *testing.T, first, final []byte) {
-		s := NewServer(v)
+	binding := []byte("binding data of the connection")
+
+	f.Fuzz(func(t *testing.T, first, final []byte, plus bool) {
+		mech := Mechanism
+		if plus {
+			mech = MechanismPlus
+		}
+
+		s, err := NewServer(v, mech, binding)
+		if err != nil {
+			t.Fatalf("NewServer(%s) = %v", mech, err)
+		}
+
 		if _, err := s.First(first); err != nil {
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Fatalf("First(%q) = %v, want a *scram.Error", first, err)
+			}
+
 			return
+		}
+
+		if plus && s.gs2Header != "p="+BindingType+",," {
+			t.Fatalf("First(%q) accepted gs2 header %q for %s", first, s.gs2Header, MechanismPlus)
 		}
 
 		if _, err := s.Final(final); err == nil {
