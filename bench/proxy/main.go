@@ -12,7 +12,10 @@
 //     running (copy, start, connect), best of -cold-reps; the reference
 //     is a plain `cp -a` of the snapshot plus a server start and the
 //     same query;
-//  4. with the instance up, runs pgbench select-only (-S) and TPC-B-like
+//  4. times the same first connection through a proxy with a warm pool
+//     (proxy.instances.warm = 1) once the pool is filled, best of
+//     -cold-reps, against the same reference;
+//  5. with the instance up, runs pgbench select-only (-S) and TPC-B-like
 //     for -duration each, -clients clients, directly to the instance over
 //     TCP, through the proxy, and through PgBouncer (session mode, on the
 //     instance's Unix socket).
@@ -132,6 +135,13 @@ func run(scale int, duration time.Duration, clients, coldReps int, keep bool) er
 		return err
 	}
 
+	// The warm pool runs in a proxy of its own, stopped before the one
+	// measured cold: both use the data directory's instances.
+	proxyWarm, err := proxyWarmConnect(ctx, cfg, coldReps)
+	if err != nil {
+		return err
+	}
+
 	srv, err := proxy.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -198,6 +208,8 @@ func run(scale int, duration time.Duration, clients, coldReps int, keep bool) er
 
 	fmt.Printf("RESULT proxy_cold_connect_seconds pgtide=%.3f reference=%.3f unit=s ratio=%.2f\n",
 		proxyCold.Seconds(), refCold.Seconds(), refCold.Seconds()/proxyCold.Seconds())
+	fmt.Printf("RESULT proxy_warm_connect_seconds pgtide=%.3f reference=%.3f unit=s ratio=%.2f\n",
+		proxyWarm.Seconds(), refCold.Seconds(), refCold.Seconds()/proxyWarm.Seconds())
 
 	return nil
 }
@@ -245,6 +257,80 @@ func proxyColdConnect(ctx context.Context, srv *proxy.Server, reps int) (time.Du
 	}
 
 	return best, nil
+}
+
+// proxyWarmConnect starts a proxy with a warm pool of one instance, waits
+// until the pool is filled, and times connect + SELECT 1 through it, reps
+// times, each once the instance is back to warm (no connection).
+func proxyWarmConnect(ctx context.Context, cfg proxy.Config, reps int) (time.Duration, error) {
+	cfg.Instances.Warm = 1
+
+	srv, err := proxy.New(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+
+	go func() { _ = srv.Serve(context.Background()) }()
+	defer srv.Shutdown(context.Background())
+
+	step := time.Now()
+	if err := waitWarm(ctx, srv); err != nil {
+		return 0, err
+	}
+
+	fmt.Printf("warm pool filled in %s\n", time.Since(step).Round(time.Millisecond))
+
+	best := time.Duration(0)
+	for i := range reps {
+		start := time.Now()
+		conn, err := pgx.Connect(ctx, proxyDSN(srv))
+		if err != nil {
+			return 0, err
+		}
+
+		var one int
+		err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+		d := time.Since(start)
+		conn.Close(ctx)
+
+		if err != nil {
+			return 0, err
+		}
+
+		fmt.Printf("warm connect through pgtide #%d: %s\n", i+1, d.Round(time.Millisecond))
+		if best == 0 || d < best {
+			best = d
+		}
+
+		if err := waitWarm(ctx, srv); err != nil {
+			return 0, err
+		}
+	}
+
+	return best, nil
+}
+
+// waitWarm waits up to two minutes until the proxy lists an instance in
+// state warm: booted by the pool, without connections.
+func waitWarm(ctx context.Context, srv *proxy.Server) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for _, st := range srv.Controller().Status() {
+			if st.State == "warm" {
+				return nil
+			}
+		}
+
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no warm instance after 2m: %+v", srv.Controller().Status())
+		}
+
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // plainCold times `cp -a` of the snapshot, a server start with pg_ctl -w

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgtide/pgtide/internal/config"
+	"github.com/pgtide/pgtide/internal/instance"
 	"github.com/pgtide/pgtide/internal/proxy"
 	"github.com/pgtide/pgtide/internal/snapshot"
 )
@@ -44,6 +45,8 @@ func proxyConfig(cfg config.Config, dataDir string, logger *slog.Logger) proxy.C
 			MaxPerUser:  x.Instances.MaxPerUser,
 			IdleTimeout: time.Duration(x.Instances.IdleTimeout),
 			Private:     x.Instances.Private,
+			Warm:        x.Instances.Warm,
+			Memory:      int64(x.Instances.Memory),
 			Settings:    x.Instances.Settings,
 		},
 		Logger: logger,
@@ -108,6 +111,10 @@ func startProxy(
 	pc := proxyConfig(cfg, dataDir, logger)
 	pc.Metrics = proxy.NewMetrics(reg)
 	srv, err := proxy.New(ctx, pc)
+	if errors.Is(err, instance.ErrNoMemoryCgroup) {
+		return nil, fmt.Errorf("start proxy: proxy.instances.memory is %s, but this machine cannot "+
+			"enforce it (set it to 0 for no limit): %w", cfg.Proxy.Instances.Memory, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start proxy: %w", err)
 	}

@@ -17,7 +17,10 @@ import (
 
 // Load reads the configuration: the YAML file at path ("" means no file),
 // then the environment (see [Config.ApplyEnv]), then defaults, and
-// validates the result. Command-line flags come last: the caller sets
+// validates the result. It replaces the "env:" and "file:" references of
+// proxy.users by the secrets they name ([ProxyConfig.Users]); one that
+// names an unset or empty variable, or a missing, empty or unreadable
+// file, is a problem. Command-line flags come last: the caller sets
 // them on the returned Config and calls [Config.Validate] again.
 //
 // A problem with the file's content or the environment returns a
@@ -53,6 +56,7 @@ func load(path string, lookup func(string) (string, bool)) (Config, error) {
 		p.list = append(p.list, ve.Errors...)
 	}
 	doc.fromEnv = doc.cfg.envChanges(before)
+	doc.resolveUsers(&p, lookup)
 
 	doc.cfg.ApplyDefaults()
 	doc.validate(&p)

@@ -18,6 +18,10 @@ const (
 	DefaultDatasetSchedule  = Duration(24 * time.Hour)
 	DefaultDatasetSuperuser = "postgres"
 	DefaultDatasetRole      = "pgtide_analyst"
+
+	// MinInstanceMemory is the smallest proxy.instances.memory: below
+	// it, PostgreSQL hardly starts.
+	MinInstanceMemory = 64 * MiB
 )
 
 // The masking methods of [MaskRule.Method].
@@ -50,7 +54,16 @@ type ProxyConfig struct {
 	// plain password, which the proxy hashes when it loads it. They are
 	// independent of the roles inside instances. Default none, which lets
 	// nobody in.
+	//
+	// A value may instead reference the secret: "env:VAR" (an environment
+	// variable) or "file:PATH" (a file, without its trailing line
+	// breaks). [Load] replaces references by the secrets they name;
+	// [Parse] leaves them as they are.
 	Users map[string]string `yaml:"users"`
+
+	// userSources maps the users whose secret Load read through a
+	// reference to where it came from, for messages.
+	userSources map[string]string
 
 	// BootTimeout is how long a client waits for an instance to boot
 	// before it gets an error. More than 0, at most 1h. Default 60s.
@@ -100,6 +113,22 @@ type InstancesConfig struct {
 	// Private gives each user instances of their own instead of one
 	// shared instance per dataset and snapshot. Default false.
 	Private bool `yaml:"private"`
+
+	// Warm keeps instances booted ahead of demand from the newest ready
+	// snapshot of every dataset, 0 to 32 and at most Max: shared, the
+	// dataset's instance stays up while idle; private, Warm unowned
+	// spares per dataset that first connections claim. They count
+	// against Max and are stopped first to make room. Default 0 (off).
+	Warm int `yaml:"warm"`
+
+	// Memory limits the memory of each instance (postmaster and
+	// backends together, in a cgroup of its own, without swap): a
+	// backend that goes over it is killed by the kernel and the instance
+	// restarts its other sessions. Unless Settings sets shared_buffers,
+	// shared_buffers becomes a quarter of it. At least 64MiB; 0 (the
+	// default) means no limit. A limit needs a usable cgroup memory
+	// controller, else the proxy does not start.
+	Memory ByteSize `yaml:"memory"`
 
 	// Settings are PostgreSQL server parameters for every instance, such
 	// as shared_buffers or work_mem. Default none (the instances'

@@ -33,7 +33,7 @@ proxy:
   max_connections: 50
   max_user_connections: 5
   audit: true
-  instances: {max: 3, max_per_user: 1, idle_timeout: 30s, private: true,
+  instances: {max: 3, max_per_user: 1, idle_timeout: 30s, private: true, warm: 2, memory: 1GiB,
               settings: {shared_buffers: 64MB, work_mem: 4096}}
 datasets:
   shop:
@@ -67,7 +67,8 @@ datasets:
 		Audit:              true,
 		Relay:              "auto",
 		Instances: InstancesConfig{
-			Max: 3, MaxPerUser: 1, IdleTimeout: Duration(30 * time.Second), Private: true,
+			Max: 3, MaxPerUser: 1, IdleTimeout: Duration(30 * time.Second), Private: true, Warm: 2,
+			Memory:   GiB,
 			Settings: map[string]string{"shared_buffers": "64MB", "work_mem": "4096"},
 		},
 	}
@@ -140,6 +141,14 @@ func TestParse_proxyErrors(t *testing.T) {
 		{"relay", "proxy: {relay: ebpf}", "proxy.relay", `"ebpf" is not a relay mode`, 1},
 		{"relay_audit", "proxy: {relay: kernel, audit: true}", "proxy.relay", "cannot audit statements", 1},
 		{"instances_max", "proxy: {instances: {max: 0}}", "proxy.instances.max", "use 1 to 1000", 1},
+		{"warm_range", "proxy: {instances: {warm: 33}}", "proxy.instances.warm", "use 0 (off) to 32", 1},
+		{"warm_negative", "proxy: {instances: {warm: -1}}", "proxy.instances.warm", "use 0 (off) to 32", 1},
+		{"warm_over_max", "proxy: {instances: {max: 2, warm: 3}}", "proxy.instances.warm",
+			"is more than proxy.instances.max (2)", 1},
+		{"memory_small", "proxy: {instances: {memory: 32MiB}}", "proxy.instances.memory",
+			"32MiB is too small for a PostgreSQL instance: use at least 64MiB, or 0 for no limit", 1},
+		{"memory_syntax", "proxy: {instances: {memory: 1.5GiB}}", "proxy.instances.memory",
+			"not a whole number", 1},
 		{"idle_timeout", "proxy: {instances: {idle_timeout: 10ms}}", "proxy.instances.idle_timeout",
 			"use at least 1s", 1},
 		{"setting_name", "proxy:\n  instances:\n    settings: {Work-Mem: 1MB}",

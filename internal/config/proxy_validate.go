@@ -7,9 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-
-	"github.com/pgtide/pgtide/internal/proxy/scram"
 )
 
 var (
@@ -23,9 +20,6 @@ var (
 	// settingRE is a server parameter name, custom ones ("auto_explain.x")
 	// included.
 	settingRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
-
-	// md5HashRE is PostgreSQL's MD5 password hash.
-	md5HashRE = regexp.MustCompile(`^md5[0-9a-f]{32}$`)
 )
 
 // maskMethods lists the values of MaskRule.Method.
@@ -50,9 +44,7 @@ func (x *ProxyConfig) validate(p *problems) {
 		p.add("proxy.tls_cert", "missing: proxy.tls_key is set, give the path of its certificate too")
 	}
 
-	for _, name := range slices.Sorted(maps.Keys(x.Users)) {
-		validateUser(p, name, x.Users[name])
-	}
+	x.validateUsers(p)
 
 	switch bt := x.BootTimeout; {
 	case bt <= 0:
@@ -85,6 +77,17 @@ func (x *ProxyConfig) validate(p *problems) {
 	if in.MaxPerUser < 0 {
 		p.add("proxy.instances.max_per_user", "%d is negative: use 0 for no cap", in.MaxPerUser)
 	}
+	switch {
+	case in.Warm < 0 || in.Warm > 32:
+		p.add("proxy.instances.warm", "%d is out of range: use 0 (off) to 32", in.Warm)
+	case in.Warm > in.Max && in.Max >= 1:
+		p.add("proxy.instances.warm", "%d is more than proxy.instances.max (%d): warm instances count "+
+			"against it, so lower warm or raise max", in.Warm, in.Max)
+	}
+	if in.Memory != 0 && in.Memory < MinInstanceMemory {
+		p.add("proxy.instances.memory", "%s is too small for a PostgreSQL instance: "+
+			"use at least %s, or 0 for no limit", in.Memory, MinInstanceMemory)
+	}
 	if time.Duration(in.IdleTimeout) < time.Second {
 		p.add("proxy.instances.idle_timeout", "%s is too short: use at least 1s, e.g. %q",
 			in.IdleTimeout, DefaultIdleTimeout)
@@ -101,36 +104,6 @@ func (x *ProxyConfig) validate(p *problems) {
 		case strings.ContainsAny(in.Settings[name], "\x00\n\r"):
 			p.add(path, "the value holds a line break or NUL byte: give it on one line")
 		}
-	}
-}
-
-// validateUser checks one proxy user. Messages never show the secret.
-func validateUser(p *problems, name, secret string) {
-	path := "proxy.users." + name
-	if name == "" || len(name) > 63 || strings.IndexFunc(name, unicode.IsControl) >= 0 ||
-		strings.ContainsAny(name, " \t@") {
-		p.add("proxy.users", "user name %s is not valid: use 1 to 63 characters without spaces, "+
-			"'@' or control characters", quote(name))
-		return
-	}
-
-	switch {
-	case secret == "":
-		p.add(path, "has no password: give a password or a SCRAM-SHA-256 verifier "+
-			"(\"SCRAM-SHA-256$4096:...\")")
-	case strings.HasPrefix(secret, scram.Mechanism+"$"):
-		if _, err := scram.ParseVerifier(secret); err != nil {
-			// The parse error may quote parts of the verifier; it is
-			// not repeated.
-			p.add(path, "is not a valid SCRAM-SHA-256 verifier: use the form of "+
-				"pg_authid.rolpassword, \"SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>\"")
-		}
-	case md5HashRE.MatchString(secret):
-		p.add(path, "looks like an MD5 password hash, which SCRAM cannot use: "+
-			"give a SCRAM-SHA-256 verifier or the password")
-	case strings.HasPrefix(strings.ToUpper(secret), "SCRAM-"):
-		p.add(path, "looks like a verifier of another mechanism: give a SCRAM-SHA-256 verifier "+
-			"(\"SCRAM-SHA-256$4096:...\") or the password")
 	}
 }
 

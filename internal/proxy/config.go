@@ -116,6 +116,17 @@ type InstanceLimits struct {
 	// one per dataset and snapshot.
 	Private bool
 
+	// Warm keeps instances booted ahead of demand from the newest
+	// snapshot of every dataset: its shared instance stays up while
+	// idle, or, with Private, Warm unowned spares that first
+	// connections claim. They count against Max. Zero means none.
+	Warm int
+
+	// Memory limits each instance's memory in bytes, enforced with a
+	// cgroup per instance; New fails when no cgroup memory controller is
+	// usable. Zero means no limit.
+	Memory int64
+
 	// Settings are server parameters for every instance.
 	Settings map[string]string
 
@@ -156,6 +167,12 @@ func loadUsers(users map[string]string) (map[string]scram.Verifier, error) {
 
 		if secret == "" {
 			return nil, fmt.Errorf("proxy: user %s has an empty password", name)
+		}
+
+		// References are resolved by config.Load; one arriving here was
+		// never read, and must not become a password.
+		if strings.HasPrefix(secret, "env:") || strings.HasPrefix(secret, "file:") {
+			return nil, fmt.Errorf("proxy: user %s: secret reference %q was not resolved", name, secret)
 		}
 
 		v, err := scram.NewVerifier(secret, 0)

@@ -647,3 +647,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMemoryLimit runs a session over its instance's memory limit
+// through the proxy: the session ends, the instance serves the next one.
+func TestMemoryLimit(t *testing.T) {
+	s := startProxy(t, func(c *Config) { c.Instances.Memory = 256 << 20 })
+	conn := connect(t, s, "shop")
+
+	var limit string
+	if err := conn.QueryRow(t.Context(), "SHOW shared_buffers").Scan(&limit); err != nil || limit != "64MB" {
+		t.Fatalf("shared_buffers %q (%v), want 64MB: a quarter of the limit", limit, err)
+	}
+
+	// string_agg doubles its buffer up to 512 MiB, twice the limit.
+	var n int64
+	err := conn.QueryRow(t.Context(),
+		"SELECT length(string_agg(repeat('x', 64 * 1024 * 1024), '')) FROM generate_series(1, 8)").Scan(&n)
+	if err == nil {
+		t.Fatalf("a 512 MiB value was built (%d bytes) in an instance limited to 256 MiB", n)
+	}
+
+	after := connect(t, s, "shop")
+	if err := after.QueryRow(t.Context(), "SELECT count(*) FROM customers").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("after the kill: count %d, %v", n, err)
+	}
+}

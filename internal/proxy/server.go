@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BinDir:   cfg.BinDir,
 		Settings: cfg.Instances.Settings,
 		TCP:      cfg.Instances.TCP,
+		Memory:   cfg.Instances.Memory,
 		Logger:   s.log,
 	})
 	if err != nil {
@@ -124,9 +125,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	scripts := map[string][]string{}
+	names := make([]string, 0, len(cfg.Datasets))
 	for name, ds := range cfg.Datasets {
 		scripts[name] = ds.StartupScripts
+		names = append(names, name)
 	}
+
+	sort.Strings(names)
 
 	s.ctrl, err = instance.New(ctx, instance.Config{
 		Driver:           s.drv,
@@ -137,6 +142,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		BootTimeout:      cfg.BootTimeout,
 		Private:          cfg.Instances.Private,
 		StartupScripts:   scripts,
+		Warm:             cfg.Instances.Warm,
+		Datasets:         names,
 		Logger:           s.log,
 	})
 	if err != nil {
