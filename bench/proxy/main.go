@@ -18,11 +18,13 @@
 //  5. with the instance up, runs pgbench select-only (-S) and TPC-B-like
 //     for -duration each, -clients clients, directly to the instance over
 //     TCP, through the proxy, and through PgBouncer (session mode, on the
-//     instance's Unix socket).
+//     instance's Unix socket): -rounds rounds, each target in a rotated
+//     order per round so none always runs first, and keeps each target's
+//     median (single runs on 2 cores vary by ±30%).
 //
 // Usage:
 //
-//	go run ./bench/proxy [-scale 70] [-duration 10s] [-clients 4] [-cold-reps 3] [-keep]
+//	go run ./bench/proxy [-scale 70] [-duration 10s] [-clients 4] [-cold-reps 3] [-rounds 3] [-keep]
 //
 // PgBouncer comes from the distribution: apt-get install -y pgbouncer.
 // The last lines are RESULT lines; see docs/benchmarks.md.
@@ -55,16 +57,17 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each pgbench run")
 	clients := flag.Int("clients", 4, "pgbench clients")
 	coldReps := flag.Int("cold-reps", 3, "cold connects to time (best kept)")
+	rounds := flag.Int("rounds", 3, "pgbench rounds over all targets (median kept)")
 	keep := flag.Bool("keep", false, "keep the data directory")
 	flag.Parse()
 
-	if err := run(*scale, *duration, *clients, *coldReps, *keep); err != nil {
+	if err := run(*scale, *duration, *clients, *coldReps, *rounds, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scale int, duration time.Duration, clients, coldReps int, keep bool) error {
+func run(scale int, duration time.Duration, clients, coldReps, rounds int, keep bool) error {
 	ctx := context.Background()
 
 	if _, err := exec.LookPath("pgbouncer"); err != nil {
@@ -183,17 +186,9 @@ func run(scale int, duration time.Duration, clients, coldReps int, keep bool) er
 		{name: "pgbouncer", env: []string{"PGHOST=127.0.0.1", "PGPORT=" + bouncer.port, "PGUSER=pgtide_analyst"}},
 	}
 
-	results := map[string]float64{}
-	for _, mode := range []string{"select_only", "tpcb_like"} {
-		for _, tg := range targets {
-			tps, err := pgbench(ctx, tg, mode, duration, clients)
-			if err != nil {
-				return err
-			}
-
-			results[mode+"/"+tg.name] = tps
-			fmt.Printf("%-12s %-10s %10.0f tps\n", mode, tg.name, tps)
-		}
+	results, err := tpsRounds(ctx, targets, rounds, duration, clients)
+	if err != nil {
+		return err
 	}
 
 	for _, mode := range []string{"select_only", "tpcb_like"} {

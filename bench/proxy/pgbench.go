@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pgtide/pgtide/bench/internal/benchkit"
 	"github.com/pgtide/pgtide/internal/instance/pgproc"
 	"github.com/pgtide/pgtide/internal/proxy"
 )
@@ -175,4 +177,41 @@ pidfile = %s/pgbouncer.pid
 
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// tpsRounds runs each mode against every target rounds times, rotating
+// the order of the targets each round, and returns the median TPS by
+// "mode/target".
+func tpsRounds(ctx context.Context, targets []target, rounds int, d time.Duration, clients int) (map[string]float64, error) {
+	runs := map[string][]float64{}
+	for r := range max(rounds, 1) {
+		for _, mode := range []string{"select_only", "tpcb_like"} {
+			for i := range targets {
+				tg := targets[(i+r)%len(targets)]
+
+				cpu0, _ := benchkit.ReadProcStat(os.Getpid())
+
+				tps, err := pgbench(ctx, tg, mode, d, clients)
+				if err != nil {
+					return nil, err
+				}
+
+				// pgtide's proxy runs in this process: its CPU per
+				// transaction shows what the relay costs.
+				cpu1, _ := benchkit.ReadProcStat(os.Getpid())
+				runs[mode+"/"+tg.name] = append(runs[mode+"/"+tg.name], tps)
+				fmt.Printf("round %d %-12s %-10s %10.0f tps, this process %.2f µs CPU per transaction\n",
+					r+1, mode, tg.name, tps, (cpu1.CPU()-cpu0.CPU())*1e6/(tps*d.Seconds()))
+			}
+		}
+	}
+
+	medians := map[string]float64{}
+	for k, v := range runs {
+		slices.Sort(v)
+		medians[k] = v[len(v)/2]
+		fmt.Printf("median %-24s %10.0f tps\n", k, medians[k])
+	}
+
+	return medians, nil
 }

@@ -31,6 +31,7 @@ type clientConn struct {
 	database  string
 	instance  string
 	relayMode string // kernel or process, once active
+	stopRelay func() // ends a kernel-relayed session
 	active    bool
 	closed    bool
 }
@@ -56,6 +57,10 @@ func (c *clientConn) close() {
 
 	c.closed = true
 	_ = c.nc.Close()
+
+	if c.stopRelay != nil {
+		c.stopRelay()
+	}
 }
 
 func (c *clientConn) conn() net.Conn {
@@ -152,18 +157,18 @@ func (c *clientConn) serve(ctx context.Context) {
 	key := c.s.registerCancel(be.cancel)
 	defer c.s.unregisterCancel(key)
 
-	pairing := c.pairInKernel(be)
+	sess := c.pairInKernel(be)
 
 	c.mu.Lock()
 	c.relayMode = "process"
-	if pairing != nil {
+	if sess != nil {
 		c.relayMode = "kernel"
 	}
 	c.mu.Unlock()
 
 	if err := c.sendReady(be, key); err != nil {
-		if pairing != nil {
-			pairing.Unpair()
+		if sess != nil {
+			sess.Unpair()
 		}
 
 		return
@@ -175,7 +180,7 @@ func (c *clientConn) serve(ctx context.Context) {
 
 	log.DebugContext(ctx, "relaying", "instance", be.instance)
 
-	c.relay(be, rt, pairing)
+	c.relay(be, rt, sess)
 }
 
 // errHandled means the failure was already reported to the client (or the

@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/pgtide/pgtide/internal/sockmap"
 )
@@ -55,12 +52,12 @@ func (s *Server) closeKernelRelay() {
 // pairInKernel hands the session's bytes to the kernel relay. It must run
 // before the client hears ReadyForQuery, so that no client byte can
 // arrive before the pairing. Nil means relay in the process.
-func (c *clientConn) pairInKernel(be *backend) *sockmap.Pairing {
+func (c *clientConn) pairInKernel(be *backend) *sockmap.Session {
 	if c.s.ksock == nil {
 		return nil
 	}
 
-	p, err := c.s.ksock.Pair(c.conn(), be.conn)
+	sess, err := c.s.ksock.Pair(c.conn(), be.conn)
 	if err != nil {
 		// TLS sessions, sessions with bytes already waiting (a client
 		// that did not wait for ReadyForQuery) and a full map are
@@ -69,7 +66,7 @@ func (c *clientConn) pairInKernel(be *backend) *sockmap.Pairing {
 		return nil
 	}
 
-	return p
+	return sess
 }
 
 // drainGrace is how long a session whose instance side ended waits for the
@@ -78,78 +75,22 @@ func (c *clientConn) pairInKernel(be *backend) *sockmap.Pairing {
 // kernel relay, and closing the client socket would drop it.
 const drainGrace = 250 * time.Millisecond
 
-// relayKernel waits for a kernel-relayed session to end. The process
-// only sees bytes the kernel could not forward (those that arrived just
-// before the pairing, or after one side began closing) and end of
-// stream.
-func (c *clientConn) relayKernel(be *backend, p *sockmap.Pairing) (up, down int64) {
-	client := c.conn()
-	before := tcpBytes(client)
+// relayKernel waits for a kernel-relayed session to end. The kernel moves
+// the bytes; the relay takes both sockets over and closes them.
+func (c *clientConn) relayKernel(sess *sockmap.Session) (up, down int64) {
+	c.mu.Lock()
+	closed := c.closed
+	c.stopRelay = sess.Stop
+	c.mu.Unlock()
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = copyPlain(be.conn, client)
-		// The client is gone: end the instance session too.
-		_ = be.conn.Close()
-	}()
-
-	_, _ = copyPlain(client, be.conn)
-	_ = client.SetReadDeadline(time.Now().Add(drainGrace))
-	<-done
-
-	after := tcpBytes(client)
-	p.Unpair()
-	_ = client.Close()
-
-	return int64(after.Bytes_received - before.Bytes_received), int64(after.Bytes_acked - before.Bytes_acked)
-}
-
-// copyPlain copies with Read and Write only. io.Copy would splice, which
-// reads a socket's queue directly and would miss data the relay hands to
-// the process.
-func copyPlain(dst, src net.Conn) (int64, error) {
-	buf := make([]byte, 16<<10)
-
-	var n int64
-	for {
-		r, err := src.Read(buf)
-		if r > 0 {
-			w, werr := dst.Write(buf[:r])
-			n += int64(w)
-
-			if werr != nil {
-				return n, werr
-			}
-		}
-
-		if err != nil {
-			return n, err
-		}
-	}
-}
-
-// tcpBytes returns the byte counters of a TCP connection (zero for
-// others).
-func tcpBytes(c net.Conn) unix.TCPInfo {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return unix.TCPInfo{}
+	if closed {
+		sess.Stop()
 	}
 
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return unix.TCPInfo{}
+	st := sess.Relay(drainGrace)
+	if st.Passed > 0 {
+		c.s.log.Debug("kernel relay passed bytes to the process", "conn_id", c.id, "bytes", st.Passed)
 	}
 
-	var info *unix.TCPInfo
-	_ = rc.Control(func(fd uintptr) {
-		info, _ = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
-
-	if info == nil {
-		return unix.TCPInfo{}
-	}
-
-	return *info
+	return st.AToB, st.BToA
 }

@@ -15,10 +15,10 @@ var timeNow = time.Now
 // relay moves bytes both ways until either side closes: in the kernel
 // when the session is paired there, in the process otherwise. Without
 // audit the bytes are not parsed at all.
-func (c *clientConn) relay(be *backend, rt relayType, p *sockmap.Pairing) {
-	if p != nil {
+func (c *clientConn) relay(be *backend, rt relayType, sess *sockmap.Session) {
+	if sess != nil {
 		c.s.metrics.Relays.WithLabelValues("kernel").Inc()
-		up, down := c.relayKernel(be, p)
+		up, down := c.relayKernel(sess)
 		c.countBytes(up, down)
 
 		return

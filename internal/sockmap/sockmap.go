@@ -51,8 +51,16 @@ type Relay struct {
 	m    *ebpf.Map
 	prog *ebpf.Program
 
-	mu     sync.Mutex
-	closed bool
+	// ep is an epoll set watching relayed sockets for hang-ups only. The
+	// Go runtime's poller would wake up for every message: the kernel
+	// reports each message arriving on a paired socket as input, even one
+	// it forwards. wake ends the watcher.
+	ep, wake int
+	done     chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[int32]*Session // by watched descriptor
 }
 
 // New loads the verdict program and a map for up to maxPairs pairs.
@@ -90,7 +98,16 @@ func New(maxPairs int) (*Relay, error) {
 		return nil, fmt.Errorf("sockmap: attach verdict program (needs Linux 5.15+): %w", err)
 	}
 
-	return &Relay{m: m, prog: prog}, nil
+	r := &Relay{m: m, prog: prog, done: make(chan struct{}), sessions: map[int32]*Session{}}
+	if err := r.startWatcher(); err != nil {
+		_ = link.RawDetachProgram(link.RawDetachProgramOptions{Target: m.FD(), Program: prog, Attach: ebpf.AttachSkSKBVerdict})
+		prog.Close()
+		m.Close()
+
+		return nil, err
+	}
+
+	return r, nil
 }
 
 // verdict is the sk_skb program: redirect to the socket stored under the
@@ -112,8 +129,8 @@ func verdict(m *ebpf.Map) asm.Instructions {
 	}
 }
 
-// Close detaches the program and frees the map. Paired sockets fall
-// back to being read by their process.
+// Close stops the sessions still relayed, detaches the program and frees
+// the map.
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -123,23 +140,22 @@ func (r *Relay) Close() error {
 	}
 
 	r.closed = true
+	for _, s := range r.sessions {
+		s.Stop()
+	}
 
-	err := link.RawDetachProgram(link.RawDetachProgramOptions{Target: r.m.FD(), Program: r.prog, Attach: ebpf.AttachSkSKBVerdict})
+	err := r.stopWatcher()
+	err = errors.Join(err, link.RawDetachProgram(link.RawDetachProgramOptions{Target: r.m.FD(), Program: r.prog, Attach: ebpf.AttachSkSKBVerdict}))
 
 	return errors.Join(err, r.prog.Close(), r.m.Close())
 }
 
-// Pairing is one pair of sockets the kernel relays between.
-type Pairing struct {
-	r    *Relay
-	keys [2]uint64
-}
-
 // Pair makes the kernel forward what arrives on a to b and what arrives
 // on b to a. It refuses sockets with unread bytes ([ErrQueued]); bytes
-// that arrive while it runs stay on their socket for the caller to
-// forward. On error nothing is left paired.
-func (r *Relay) Pair(a, b net.Conn) (*Pairing, error) {
+// that arrive while it runs stay on their socket, and [Session.Relay]
+// forwards them. The caller may still write to a and b until it calls
+// Relay, which takes them over. On error nothing is left paired.
+func (r *Relay) Pair(a, b net.Conn) (*Session, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
@@ -163,41 +179,42 @@ func (r *Relay) Pair(a, b net.Conn) (*Pairing, error) {
 		}
 	}
 
-	p := &Pairing{r: r}
+	s := &Session{r: r, conns: [2]net.Conn{a, b}, fds: [2]int{-1, -1}, start: tcpInfo(a),
+		ev: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := r.put(ka, b); err != nil {
 		return nil, err
 	}
 
-	p.keys[0] = ka
+	s.keys[0] = ka
 
 	if err := r.put(kb, a); err != nil {
-		p.unpairLocked()
+		s.unpairLocked()
 		return nil, err
 	}
 
-	p.keys[1] = kb
+	s.keys[1] = kb
 
-	return p, nil
+	return s, nil
 }
 
-// Unpair removes the pair from the map; data arriving afterwards stays
-// on its socket. Closing a socket also removes it.
-func (p *Pairing) Unpair() {
-	p.r.mu.Lock()
-	defer p.r.mu.Unlock()
+// Unpair removes a session that will not be relayed from the map. The
+// caller closes its sockets.
+func (s *Session) Unpair() {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
 
-	p.unpairLocked()
+	s.unpairLocked()
 }
 
-func (p *Pairing) unpairLocked() {
-	if p.r.closed {
+func (s *Session) unpairLocked() {
+	if s.r.closed {
 		return
 	}
 
-	for i, k := range p.keys {
+	for i, k := range s.keys {
 		if k != 0 {
-			_ = p.r.m.Delete(k)
-			p.keys[i] = 0
+			_ = s.r.m.Delete(k)
+			s.keys[i] = 0
 		}
 	}
 }

@@ -45,22 +45,45 @@ func connPair(t *testing.T, network string) (dialed, accepted net.Conn) {
 // proxied is a client talking over TCP to a proxy socket, paired in the
 // kernel with the proxy's Unix socket to a server.
 type proxied struct {
-	client, proxyIn, proxyOut, server net.Conn
-	pairing                           *Pairing
+	client, server net.Conn
+	session        *Session
+	stats          chan Stats // Relay's result
 }
 
-func newProxied(t *testing.T, r *Relay) proxied {
+// newProxied pairs a fresh client and server; before, if not nil, runs
+// between Pair and Relay.
+func newProxied(t *testing.T, r *Relay, before func(*Session)) proxied {
 	t.Helper()
 
 	client, proxyIn := connPair(t, "tcp")
 	proxyOut, server := connPair(t, "unix")
 
-	p, err := r.Pair(proxyIn, proxyOut)
+	s, err := r.Pair(proxyIn, proxyOut)
 	if err != nil {
 		t.Fatalf("pair: %v", err)
 	}
 
-	return proxied{client: client, proxyIn: proxyIn, proxyOut: proxyOut, server: server, pairing: p}
+	if before != nil {
+		before(s)
+	}
+
+	p := proxied{client: client, server: server, session: s, stats: make(chan Stats, 1)}
+	go func() { p.stats <- s.Relay(time.Second) }()
+
+	return p
+}
+
+// wait returns the session's stats once Relay returned.
+func (p proxied) wait(t *testing.T) Stats {
+	t.Helper()
+
+	select {
+	case st := <-p.stats:
+		return st
+	case <-time.After(30 * time.Second):
+		t.Fatal("Relay did not return")
+		return Stats{}
+	}
 }
 
 func newRelay(t *testing.T) *Relay {
@@ -88,20 +111,20 @@ func readN(t *testing.T, c net.Conn, n int) []byte {
 	return buf
 }
 
-// assertNothing checks that no byte reached c (the proxy process's view).
-func assertNothing(t *testing.T, c net.Conn) {
+// assertEOF checks that c's peer closed.
+func assertEOF(t *testing.T, c net.Conn) {
 	t.Helper()
 
-	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	n, err := c.Read(make([]byte, 1))
-	if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("proxy socket read %d bytes, err %v; want nothing", n, err)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("read %d bytes, err %v; want end of stream", n, err)
 	}
 }
 
 func TestRelayForwardsBothWaysWithoutTheProcess(t *testing.T) {
-	p := newProxied(t, newRelay(t))
+	p := newProxied(t, newRelay(t), nil)
 
+	var up, down int64
 	for i := range 50 {
 		q := bytes.Repeat([]byte{byte('a' + i%26)}, 100+i)
 		if _, err := p.client.Write(q); err != nil {
@@ -120,14 +143,61 @@ func TestRelayForwardsBothWaysWithoutTheProcess(t *testing.T) {
 		if got := readN(t, p.client, len(a)); !bytes.Equal(got, a) {
 			t.Fatalf("client got %d bytes, want %d", len(got), len(a))
 		}
+
+		up, down = up+int64(len(q)), down+int64(len(a))
 	}
 
-	assertNothing(t, p.proxyIn)
-	assertNothing(t, p.proxyOut)
+	// The client hangs up: the session ends and the server sees it.
+	p.client.Close()
+	st := p.wait(t)
+	assertEOF(t, p.server)
+
+	// TCP counts the client's FIN as one byte received.
+	if st.Passed != 0 || st.AToB != up+1 || st.BToA != down {
+		t.Fatalf("stats %+v, want %d bytes up and %d down, none through the process", st, up, down)
+	}
+}
+
+func TestRelayForwardsWhatTheKernelPassesUp(t *testing.T) {
+	// Unpaired, every byte reaches the proxy's sockets: Relay forwards.
+	p := newProxied(t, newRelay(t), func(s *Session) { s.Unpair() })
+
+	if _, err := p.client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := readN(t, p.server, 5); string(got) != "hello" {
+		t.Fatalf("server got %q, want hello", got)
+	}
+
+	p.session.Stop()
+	if st := p.wait(t); st.Passed != 5 {
+		t.Fatalf("stats %+v, want 5 bytes through the process", st)
+	}
+
+	assertEOF(t, p.client)
+	assertEOF(t, p.server)
+}
+
+func TestRelayDeliversTheServersLastBytes(t *testing.T) {
+	p := newProxied(t, newRelay(t), nil)
+
+	if _, err := p.server.Write([]byte("FATAL: bye")); err != nil {
+		t.Fatal(err)
+	}
+
+	p.server.Close()
+
+	if got := readN(t, p.client, 10); string(got) != "FATAL: bye" {
+		t.Fatalf("client got %q", got)
+	}
+
+	assertEOF(t, p.client)
+	p.wait(t)
 }
 
 func TestRelayBackpressureAndIntegrity(t *testing.T) {
-	p := newProxied(t, newRelay(t))
+	p := newProxied(t, newRelay(t), nil)
 
 	// 64 MiB from the server to a client that does not read yet: the
 	// server's writes must block rather than pile up in the kernel.
@@ -184,32 +254,6 @@ func TestRelayBackpressureAndIntegrity(t *testing.T) {
 
 	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
 		t.Fatal("relayed bytes differ from the bytes sent")
-	}
-}
-
-func TestUnpairLeavesDataOnTheSocket(t *testing.T) {
-	p := newProxied(t, newRelay(t))
-	p.pairing.Unpair()
-
-	if _, err := p.client.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-
-	if got := readN(t, p.proxyIn, 5); string(got) != "hello" {
-		t.Fatalf("proxy socket got %q after unpair, want hello", got)
-	}
-
-	assertNothing(t, p.server)
-}
-
-func TestCloseOfOneSideIsSeenByTheProcess(t *testing.T) {
-	p := newProxied(t, newRelay(t))
-
-	p.client.Close()
-
-	_ = p.proxyIn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := p.proxyIn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
-		t.Fatalf("after the client closed, proxy read %d bytes, err %v; want EOF", n, err)
 	}
 }
 
