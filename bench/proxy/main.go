@@ -16,7 +16,8 @@
 //     (proxy.instances.warm = 1) once the pool is filled, best of
 //     -cold-reps, against the same reference;
 //  5. with the instance up, runs pgbench select-only (-S) and TPC-B-like
-//     for -duration each, -clients clients, directly to the instance over
+//     for -duration each, with each of -clients client counts (1: latency
+//     bound; 4: both cores saturated), directly to the instance over
 //     TCP, through the proxy, and through PgBouncer (session mode, on the
 //     instance's Unix socket): -rounds rounds, each target in a rotated
 //     order per round so none always runs first, and keeps each target's
@@ -24,7 +25,7 @@
 //
 // Usage:
 //
-//	go run ./bench/proxy [-scale 70] [-duration 10s] [-clients 4] [-cold-reps 3] [-rounds 3] [-keep]
+//	go run ./bench/proxy [-scale 70] [-duration 10s] [-clients 1,4] [-cold-reps 3] [-rounds 3] [-keep]
 //
 // PgBouncer comes from the distribution: apt-get install -y pgbouncer.
 // The last lines are RESULT lines; see docs/benchmarks.md.
@@ -55,19 +56,25 @@ const password = "bench-secret"
 func main() {
 	scale := flag.Int("scale", 70, "pgbench scale of the dataset (70 ≈ 1 GB)")
 	duration := flag.Duration("duration", 10*time.Second, "length of each pgbench run")
-	clients := flag.Int("clients", 4, "pgbench clients")
+	clientList := flag.String("clients", "1,4", "pgbench client counts, comma-separated")
 	coldReps := flag.Int("cold-reps", 3, "cold connects to time (best kept)")
 	rounds := flag.Int("rounds", 3, "pgbench rounds over all targets (median kept)")
 	keep := flag.Bool("keep", false, "keep the data directory")
 	flag.Parse()
 
-	if err := run(*scale, *duration, *clients, *coldReps, *rounds, *keep); err != nil {
+	clients, err := parseCounts(*clientList)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/proxy: -clients:", err)
+		os.Exit(2)
+	}
+
+	if err := run(*scale, *duration, clients, *coldReps, *rounds, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scale int, duration time.Duration, clients, coldReps, rounds int, keep bool) error {
+func run(scale int, duration time.Duration, clients []int, coldReps, rounds int, keep bool) error {
 	ctx := context.Background()
 
 	if _, err := exec.LookPath("pgbouncer"); err != nil {
@@ -186,19 +193,18 @@ func run(scale int, duration time.Duration, clients, coldReps, rounds int, keep 
 		{name: "pgbouncer", env: []string{"PGHOST=127.0.0.1", "PGPORT=" + bouncer.port, "PGUSER=pgtide_analyst"}},
 	}
 
-	results, err := tpsRounds(ctx, targets, rounds, duration, clients)
-	if err != nil {
-		return err
+	var lines []string
+	for _, n := range clients {
+		results, err := tpsRounds(ctx, targets, rounds, duration, n)
+		if err != nil {
+			return err
+		}
+
+		lines = append(lines, tpsResults(results, n)...)
 	}
 
-	for _, mode := range []string{"select_only", "tpcb_like"} {
-		d, p, b := results[mode+"/direct"], results[mode+"/pgtide"], results[mode+"/pgbouncer"]
-		fmt.Printf("%s: pgtide/direct = %.2f, pgbouncer/direct = %.2f\n", mode, p/d, b/d)
-	}
-
-	for _, mode := range []string{"select_only", "tpcb_like"} {
-		d, p, b := results[mode+"/direct"], results[mode+"/pgtide"], results[mode+"/pgbouncer"]
-		fmt.Printf("RESULT proxy_%s_tps pgtide=%.0f reference=%.0f unit=tps ratio=%.2f direct=%.0f\n", mode, p, b, p/b, d)
+	for _, l := range lines {
+		fmt.Println(l)
 	}
 
 	fmt.Printf("RESULT proxy_cold_connect_seconds pgtide=%.3f reference=%.3f unit=s ratio=%.2f\n",

@@ -215,3 +215,35 @@ func tpsRounds(ctx context.Context, targets []target, rounds int, d time.Duratio
 
 	return medians, nil
 }
+
+// tpsResults prints the ratios of one client count and returns its RESULT
+// lines: pgtide against PgBouncer, and pgtide against a direct
+// connection.
+func tpsResults(results map[string]float64, clients int) []string {
+	var out []string
+	for _, mode := range []string{"select_only", "tpcb_like"} {
+		d, p, b := results[mode+"/direct"], results[mode+"/pgtide"], results[mode+"/pgbouncer"]
+		name := fmt.Sprintf("proxy_%s_c%d", mode, clients)
+		fmt.Printf("%s: direct %.0f tps, pgtide %.2f of direct, pgbouncer %.2f of direct\n", name, d, p/d, b/d)
+		out = append(out,
+			fmt.Sprintf("RESULT %s_tps pgtide=%.0f reference=%.0f unit=tps ratio=%.2f", name, p, b, p/b),
+			fmt.Sprintf("RESULT %s_tps_vs_direct pgtide=%.0f reference=%.0f unit=tps ratio=%.2f", name, p, d, p/d))
+	}
+
+	return out
+}
+
+// parseCounts parses a comma-separated list of positive integers.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+
+		out = append(out, n)
+	}
+
+	return out, nil
+}

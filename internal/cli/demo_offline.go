@@ -45,6 +45,11 @@ func configureDemoOffline(cfg *config.Config, dsn string) {
 			}},
 		},
 	}
+	// One instance stays booted from the newest snapshot, so the printed
+	// psql command answers at once.
+	if cfg.Proxy.Instances.Warm == 0 {
+		cfg.Proxy.Instances.Warm = 1
+	}
 	// The demo takes one snapshot at start, and none on a schedule.
 	cfg.ApplyDefaults()
 	d := cfg.Datasets[demoDataset]
