@@ -225,22 +225,30 @@ func proxyEnv(srv *proxy.Server) []string {
 	return []string{"PGHOST=" + host, "PGPORT=" + port, "PGUSER=bench", "PGPASSWORD=" + password}
 }
 
+// firstResult times pgx connect + SELECT 1 to dsn.
+func firstResult(ctx context.Context, dsn string) (time.Duration, error) {
+	start := time.Now()
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return 0, err
+	}
+
+	return time.Since(start), nil
+}
+
 // proxyColdConnect times connect + SELECT 1 through the proxy while no
 // instance runs, reps times, waiting for the instance to stop in between.
 func proxyColdConnect(ctx context.Context, srv *proxy.Server, reps int) (time.Duration, error) {
 	best := time.Duration(0)
 	for i := range reps {
-		start := time.Now()
-		conn, err := pgx.Connect(ctx, proxyDSN(srv))
-		if err != nil {
-			return 0, err
-		}
-
-		var one int
-		err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-		d := time.Since(start)
-		conn.Close(ctx)
-
+		d, err := firstResult(ctx, proxyDSN(srv))
 		if err != nil {
 			return 0, err
 		}
@@ -283,17 +291,7 @@ func proxyWarmConnect(ctx context.Context, cfg proxy.Config, reps int) (time.Dur
 
 	best := time.Duration(0)
 	for i := range reps {
-		start := time.Now()
-		conn, err := pgx.Connect(ctx, proxyDSN(srv))
-		if err != nil {
-			return 0, err
-		}
-
-		var one int
-		err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-		d := time.Since(start)
-		conn.Close(ctx)
-
+		d, err := firstResult(ctx, proxyDSN(srv))
 		if err != nil {
 			return 0, err
 		}
@@ -366,14 +364,8 @@ func plainCold(ctx context.Context, snap snapshot.Snapshot, dir string, reps int
 			return 0, err
 		}
 
-		conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=bench sslmode=disable", base))
-		if err == nil {
-			var one int
-			err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-			conn.Close(ctx)
-		}
-
-		d := time.Since(start)
+		_, err = firstResult(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=bench sslmode=disable", base))
+		d := time.Since(start) // copy + start + first result
 		_ = runner.Run(ctx, "pg_ctl", nil, "stop", "-m", "immediate", "-D", data)
 		_ = os.RemoveAll(base)
 

@@ -16,7 +16,7 @@ type Session struct {
 	r     *Relay
 	conns [2]net.Conn // until Relay takes them over
 	keys  [2]uint64
-	fds   [2]int // Relay's own descriptors, -1 before
+	fds   [2]int       // Relay's own descriptors, -1 before
 	start unix.TCPInfo // counters of the first socket when paired
 
 	ev       chan struct{} // the watcher saw a hang-up
