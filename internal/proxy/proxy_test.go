@@ -672,3 +672,38 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("after the kill: count %d, %v", n, err)
 	}
 }
+
+// TestWarmPoolServesFirstConnection checks that with a warm pool the
+// first connection lands on the instance booted before it arrived.
+func TestWarmPoolServesFirstConnection(t *testing.T) {
+	s := startProxy(t, func(c *Config) { c.Instances.Warm = 1 })
+
+	var warm string
+	waitFor(t, func() bool {
+		st, _ := s.Status(t.Context())
+		for _, in := range st.Instances {
+			if in.Warm && in.State == "warm" {
+				warm = in.ID
+				return true
+			}
+		}
+
+		return false
+	})
+
+	conn := connect(t, s, "shop")
+
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM customers").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("count %d, %v", n, err)
+	}
+
+	st, err := s.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(st.Instances) != 1 || len(st.Connections) != 1 || st.Connections[0].Instance != warm {
+		t.Fatalf("instances %+v, connections %+v: want the one warm instance %s serving", st.Instances, st.Connections, warm)
+	}
+}
