@@ -149,6 +149,10 @@ func (c *clientConn) connectLive(ctx context.Context, ds Dataset, rt route, para
 	be.cancel.network, be.cancel.address = pgconn.NetworkAddress(cfg.Host, cfg.Port)
 	be.instance = "live"
 
+	if be.params["is_superuser"] == "on" {
+		c.s.warnLiveSuperuser(rt.dataset, cfg.User)
+	}
+
 	return be, relayType{dataset: rt.dataset}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -477,7 +478,11 @@ func TestPgbenchAndPgDump(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	s := startProxy(t, func(c *Config) { c.MaxUserConnections = 1 })
+	var logs logBuffer
+	s := startProxy(t, func(c *Config) {
+		c.MaxUserConnections = 1
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
 
 	tests := []struct {
 		name, user, password, database, code string
@@ -523,6 +528,11 @@ func TestErrors(t *testing.T) {
 
 		if _, err := conn.Exec(t.Context(), "INSERT INTO customers VALUES (9999, 'x')"); pgCode(err) != "25006" {
 			t.Fatalf("INSERT on @live = %v, want SQLSTATE 25006", err)
+		}
+
+		// The fixture's source role is a superuser: the operator is told.
+		if n := strings.Count(logs.String(), "live sessions run as a superuser"); n != 1 {
+			t.Fatalf("superuser warning logged %d times, want 1:\n%s", n, logs.String())
 		}
 	})
 }
@@ -706,4 +716,24 @@ func TestWarmPoolServesFirstConnection(t *testing.T) {
 	if len(st.Instances) != 1 || len(st.Connections) != 1 || st.Connections[0].Instance != warm {
 		t.Fatalf("instances %+v, connections %+v: want the one warm instance %s serving", st.Instances, st.Connections, warm)
 	}
+}
+
+// logBuffer collects log output written from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	return l.b.String()
 }

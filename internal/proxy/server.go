@@ -46,6 +46,8 @@ type Server struct {
 	cancels  map[cancelKey]backendKey
 	nextID   uint64
 	shutdown bool
+
+	liveWarned map[string]bool // datasets whose superuser live role was reported
 }
 
 // New validates cfg, reconciles instances left by an earlier process,
@@ -70,14 +72,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		audit:   cfg.AuditLogger,
-		metrics: cfg.Metrics,
-		conns:   map[uint64]*clientConn{},
-		perUser: map[string]int{},
-		cancels: map[cancelKey]backendKey{},
-		mockKey: make([]byte, 32),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		audit:      cfg.AuditLogger,
+		metrics:    cfg.Metrics,
+		conns:      map[uint64]*clientConn{},
+		perUser:    map[string]int{},
+		cancels:    map[cancelKey]backendKey{},
+		liveWarned: map[string]bool{},
+		mockKey:    make([]byte, 32),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -325,6 +328,20 @@ func (s *Server) Status(ctx context.Context) (Status, error) {
 	st.Snapshots = snaps
 
 	return st, err
+}
+
+// warnLiveSuperuser says once per dataset that its @live sessions run as
+// a superuser, which can turn the read-only default off.
+func (s *Server) warnLiveSuperuser(dataset, user string) {
+	s.mu.Lock()
+	warned := s.liveWarned[dataset]
+	s.liveWarned[dataset] = true
+	s.mu.Unlock()
+
+	if !warned {
+		s.log.Warn("live sessions run as a superuser and can turn read-only off; give datasets.<name>.live a role with pg_read_all_data only",
+			"dataset", dataset, "user", user)
+	}
 }
 
 func (s *Server) removeConn(c *clientConn) {
