@@ -49,7 +49,7 @@ func (s *Session) Stop() {
 // closes both sockets.
 func (s *Session) Relay(grace time.Duration) Stats {
 	if err := s.detach(); err != nil {
-		s.Unpair()
+		s.close()
 		_ = s.conns[0].Close()
 		_ = s.conns[1].Close()
 

@@ -196,6 +196,33 @@ func TestRelayDeliversTheServersLastBytes(t *testing.T) {
 	p.wait(t)
 }
 
+func TestCloseEndsRelayedSessions(t *testing.T) {
+	r := newRelay(t)
+	p := newProxied(t, r, nil)
+
+	// Wait until Relay has taken the sockets over.
+	if _, err := p.client.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+
+	readN(t, p.server, 4)
+
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.wait(t)
+	assertEOF(t, p.client)
+	assertEOF(t, p.server)
+
+	// A closed relay pairs nothing.
+	c, _ := connPair(t, "tcp")
+	u, _ := connPair(t, "unix")
+	if _, err := r.Pair(c, u); err == nil {
+		t.Fatal("Pair on a closed relay succeeded")
+	}
+}
+
 func TestRelayBackpressureAndIntegrity(t *testing.T) {
 	p := newProxied(t, newRelay(t), nil)
 
