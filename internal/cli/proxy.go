@@ -119,6 +119,10 @@ func startProxy(
 		return nil, fmt.Errorf("start proxy: %w", err)
 	}
 
+	if reg != nil {
+		reg.MustRegister(srv.Collector())
+	}
+
 	p := &proxyRole{srv: srv, logger: logger, done: make(chan struct{})}
 	p.sched = newScheduler(srv.Snapshots(), cfg.Datasets, dataDir, srv.Controller().InUse,
 		newScheduleMetrics(reg), logger.With("component", "snapshots"))

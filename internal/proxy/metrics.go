@@ -45,3 +45,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 	return m
 }
+
+// instancesDesc describes the instance gauge of [Server.Collector].
+var instancesDesc = prometheus.NewDesc("pgtide_proxy_instances",
+	"Instances by state (booting, ready, warm, stopping), read from the resource controller when scraped.",
+	[]string{"state"}, nil)
+
+// instanceCollector reports the controller's instances when scraped.
+type instanceCollector struct{ s *Server }
+
+// Collector returns a Prometheus collector of the server's instances by
+// state; register it next to the [Metrics].
+func (s *Server) Collector() prometheus.Collector { return instanceCollector{s} }
+
+// Describe implements prometheus.Collector.
+func (ic instanceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- instancesDesc }
+
+// Collect implements prometheus.Collector.
+func (ic instanceCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{"booting": 0, "ready": 0, "warm": 0, "stopping": 0}
+	for _, st := range ic.s.ctrl.Status() {
+		counts[st.State]++
+	}
+
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(instancesDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pgtide/pgtide/internal/instance/pgproc"
@@ -715,6 +716,22 @@ func TestWarmPoolServesFirstConnection(t *testing.T) {
 
 	if len(st.Instances) != 1 || len(st.Connections) != 1 || st.Connections[0].Instance != warm {
 		t.Fatalf("instances %+v, connections %+v: want the one warm instance %s serving", st.Instances, st.Connections, warm)
+	}
+
+	// The instance gauge follows the controller: one ready, none warm.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+
+	want := `
+# HELP pgtide_proxy_instances Instances by state (booting, ready, warm, stopping), read from the resource controller when scraped.
+# TYPE pgtide_proxy_instances gauge
+pgtide_proxy_instances{state="booting"} 0
+pgtide_proxy_instances{state="ready"} 1
+pgtide_proxy_instances{state="stopping"} 0
+pgtide_proxy_instances{state="warm"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
 	}
 }
 
