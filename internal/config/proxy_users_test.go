@@ -113,16 +113,7 @@ func TestLoad_userSecretErrors(t *testing.T) {
 			path := writeFile(t, "proxy:\n  users:\n    bob: hunter2\n    ann: \""+tt.value+"\"\n")
 
 			_, err := load(path, envMap(tt.env))
-			var ve *ValidationError
-			if !errors.As(err, &ve) || len(ve.Errors) != 1 {
-				t.Fatalf("load with ann: %s = %v, want one problem", tt.value, err)
-			}
-
-			fe := ve.Errors[0]
-			if fe.Path != "proxy.users.ann" || fe.Line != 4 || !strings.Contains(fe.Message, tt.phrase) {
-				t.Errorf("problem = line %d %q: %q\nwant line 4 proxy.users.ann with %q",
-					fe.Line, fe.Path, fe.Message, tt.phrase)
-			}
+			wantAnnProblem(t, err, 4, tt.phrase)
 
 			if strings.Contains(err.Error(), leaked) {
 				t.Errorf("the error shows the secret: %v", err)
@@ -155,16 +146,24 @@ func TestParse_userSecretReferences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte("proxy:\n  users:\n    ann: \""+tt.value+"\"\n"), "t.yaml")
-			var ve *ValidationError
-			if !errors.As(err, &ve) || len(ve.Errors) != 1 {
-				t.Fatalf("Parse with ann: %s = %v, want one problem", tt.value, err)
-			}
-
-			fe := ve.Errors[0]
-			if fe.Path != "proxy.users.ann" || fe.Line != 3 || !strings.Contains(fe.Message, tt.phrase) {
-				t.Errorf("problem = line %d %q: %q\nwant line 3 proxy.users.ann with %q",
-					fe.Line, fe.Path, fe.Message, tt.phrase)
-			}
+			wantAnnProblem(t, err, 3, tt.phrase)
 		})
+	}
+}
+
+// wantAnnProblem checks that err holds exactly one problem, at
+// proxy.users.ann on line, whose message contains phrase.
+func wantAnnProblem(t *testing.T, err error, line int, phrase string) {
+	t.Helper()
+
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Errors) != 1 {
+		t.Fatalf("got %v, want one problem", err)
+	}
+
+	fe := ve.Errors[0]
+	if fe.Path != "proxy.users.ann" || fe.Line != line || !strings.Contains(fe.Message, phrase) {
+		t.Errorf("problem = line %d %q: %q\nwant line %d proxy.users.ann with %q",
+			fe.Line, fe.Path, fe.Message, line, phrase)
 	}
 }
