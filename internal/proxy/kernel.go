@@ -9,8 +9,9 @@ import (
 	"github.com/pgtide/pgtide/internal/sockmap"
 )
 
-// kernelRelay loads the in-kernel relay that cfg.Relay asks for: nil for
-// userspace relaying, and for auto mode when the kernel refuses.
+// kernelRelay loads the in-kernel relay that cfg.Relay asks for. It
+// returns nil, to relay in the process, for "process", with audit on, and
+// in auto mode when the kernel refuses the program.
 func kernelRelay(cfg Config, log *slog.Logger) (*sockmap.Relay, error) {
 	switch cfg.Relay {
 	case RelayProcess:
