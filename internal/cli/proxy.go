@@ -48,6 +48,7 @@ func proxyConfig(cfg config.Config, dataDir string, logger *slog.Logger) proxy.C
 			Warm:        x.Instances.Warm,
 			Memory:      int64(x.Instances.Memory),
 			Settings:    x.Instances.Settings,
+			Clone:       x.Instances.Clone,
 		},
 		Logger: logger,
 	}

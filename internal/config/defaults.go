@@ -78,6 +78,7 @@ func (c *Config) applyProxyDefaults() {
 	defaultTo(&x.MaxConnections, DefaultMaxConnections, c.given["proxy.max_connections"])
 	defaultTo(&x.Instances.Max, DefaultMaxInstances, c.given["proxy.instances.max"])
 	defaultTo(&x.Instances.IdleTimeout, DefaultIdleTimeout, c.given["proxy.instances.idle_timeout"])
+	defaultTo(&x.Instances.Clone, DefaultInstanceClone, c.given["proxy.instances.clone"])
 
 	for name, d := range c.Datasets {
 		given := func(key string) bool { return c.given["datasets."+name+"."+key] }

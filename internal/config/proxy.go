@@ -9,6 +9,7 @@ import (
 const (
 	DefaultProxyListen      = "127.0.0.1:6433"
 	DefaultProxyRelay       = "auto"
+	DefaultInstanceClone    = "auto"
 	DefaultBootTimeout      = Duration(60 * time.Second)
 	DefaultHandshakeTimeout = Duration(15 * time.Second)
 	DefaultMaxConnections   = 200
@@ -129,6 +130,14 @@ type InstancesConfig struct {
 	// default) means no limit. A limit needs a usable cgroup memory
 	// controller, else the proxy does not start.
 	Memory ByteSize `yaml:"memory"`
+
+	// Clone is how an instance's data directory is made from its
+	// snapshot: "overlay" (an overlay mount with the snapshot as its
+	// read-only lower layer: no copy, files copied up when first
+	// written; needs root or CAP_SYS_ADMIN), "copy" (cp --reflink=auto),
+	// or "auto" (overlay when the mount works, else copy). Default
+	// "auto".
+	Clone string `yaml:"clone"`
 
 	// Settings are PostgreSQL server parameters for every instance, such
 	// as shared_buffers or work_mem. Default none (the instances'

@@ -15,7 +15,7 @@ var defaultProxy = ProxyConfig{
 	BootTimeout:      Duration(60 * time.Second),
 	HandshakeTimeout: Duration(15 * time.Second),
 	MaxConnections:   200,
-	Instances:        InstancesConfig{Max: 8, IdleTimeout: Duration(5 * time.Minute)},
+	Instances:        InstancesConfig{Max: 8, IdleTimeout: Duration(5 * time.Minute), Clone: "auto"},
 }
 
 // annVerifier is a SCRAM-SHA-256 verifier of the password "ann-secret".
@@ -69,6 +69,7 @@ datasets:
 		Instances: InstancesConfig{
 			Max: 3, MaxPerUser: 1, IdleTimeout: Duration(30 * time.Second), Private: true, Warm: 2,
 			Memory:   GiB,
+			Clone:    "auto",
 			Settings: map[string]string{"shared_buffers": "64MB", "work_mem": "4096"},
 		},
 	}
@@ -140,6 +141,7 @@ func TestParse_proxyErrors(t *testing.T) {
 			"is negative", 1},
 		{"relay", "proxy: {relay: ebpf}", "proxy.relay", `"ebpf" is not a relay mode`, 1},
 		{"relay_audit", "proxy: {relay: kernel, audit: true}", "proxy.relay", "cannot audit statements", 1},
+		{"clone", "proxy: {instances: {clone: reflink}}", "proxy.instances.clone", `"reflink" is not a clone mode`, 1},
 		{"instances_max", "proxy: {instances: {max: 0}}", "proxy.instances.max", "use 1 to 1000", 1},
 		{"warm_range", "proxy: {instances: {warm: 33}}", "proxy.instances.warm", "use 0 (off) to 32", 1},
 		{"warm_negative", "proxy: {instances: {warm: -1}}", "proxy.instances.warm", "use 0 (off) to 32", 1},

@@ -74,6 +74,11 @@ func (x *ProxyConfig) validate(p *problems) {
 	if in.Max < 1 || in.Max > 1000 {
 		p.add("proxy.instances.max", "%d is out of range: use 1 to 1000", in.Max)
 	}
+	switch in.Clone {
+	case "auto", "overlay", "copy":
+	default:
+		p.add("proxy.instances.clone", `%q is not a clone mode: use "auto", "overlay" or "copy"`, in.Clone)
+	}
 	if in.MaxPerUser < 0 {
 		p.add("proxy.instances.max_per_user", "%d is negative: use 0 for no cap", in.MaxPerUser)
 	}

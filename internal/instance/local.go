@@ -44,6 +44,12 @@ type LocalConfig struct {
 	// [ErrNoMemoryCgroup] when no cgroup memory controller is usable.
 	Memory int64
 
+	// Clone is how an instance's data directory is made from its
+	// snapshot: CloneOverlay (an overlay mount, no copy; needs
+	// CAP_SYS_ADMIN), CloneCopy, or CloneAuto ("", overlay when the
+	// mount works, else copy).
+	Clone string
+
 	// TCP makes instances listen on a free loopback port too, with trust
 	// authentication: anyone on this machine could then reach them
 	// without the proxy. Meant for benchmarks and debugging only.
@@ -80,6 +86,9 @@ type Local struct {
 	// mu guards servers.
 	mu      sync.Mutex
 	servers map[string]*pgproc.Server
+
+	// overlayOnce logs once that overlays are not available.
+	overlayOnce sync.Once
 }
 
 // state is an instance's state file, written before its server starts
@@ -93,6 +102,7 @@ type state struct {
 	PID       int       `json:"pid,omitempty"`
 	SocketDir string    `json:"socket_dir"`
 	Cgroup    string    `json:"cgroup,omitempty"`
+	Overlay   bool      `json:"overlay,omitempty"` // data is an overlay mount
 	Started   time.Time `json:"started"`
 }
 
@@ -102,6 +112,12 @@ type state struct {
 func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("instance: data directory is required")
+	}
+
+	switch cfg.Clone {
+	case "", CloneAuto, CloneOverlay, CloneCopy:
+	default:
+		return nil, fmt.Errorf("instance: clone mode %q: want %q, %q or %q", cfg.Clone, CloneAuto, CloneOverlay, CloneCopy)
 	}
 
 	runner, err := pgproc.NewRunner(cfg.BinDir)
@@ -212,8 +228,14 @@ func (l *Local) Start(ctx context.Context, spec Spec) (ep Endpoint, err error) {
 	}
 
 	data := filepath.Join(dir, "data")
-	if err := copyDir(ctx, spec.SnapshotDir, data); err != nil {
+	if st.Overlay, err = l.clone(ctx, spec.SnapshotDir, dir); err != nil {
 		return Endpoint{}, err
+	}
+
+	if st.Overlay {
+		if err := writeState(dir, st); err != nil {
+			return Endpoint{}, err
+		}
 	}
 
 	if err := l.runner.Chown(sock); err != nil {
@@ -336,6 +358,10 @@ func (l *Local) Stop(ctx context.Context, id string) error {
 		_ = os.RemoveAll(st.SocketDir)
 	}
 
+	if err := unmountData(dir); err != nil {
+		errs = append(errs, err)
+	}
+
 	switch {
 	case st.Cgroup != "" && isInstanceCgroup(st.Cgroup, id):
 		errs = append(errs, removeCgroup(st.Cgroup))
@@ -401,6 +427,13 @@ func (l *Local) Reconcile(ctx context.Context) ([]string, error) {
 					_ = syscall.Rmdir(base)
 				}
 			}
+		}
+
+		// Unmounted before removal: removing through an overlay would
+		// only whiteout the files, and the mount would stay.
+		if err := unmountData(dir); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 
 		if err := os.RemoveAll(dir); err != nil {

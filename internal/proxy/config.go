@@ -130,6 +130,11 @@ type InstanceLimits struct {
 	// Settings are server parameters for every instance.
 	Settings map[string]string
 
+	// Clone is how instances get their data directory from a snapshot:
+	// instance.CloneOverlay, instance.CloneCopy or instance.CloneAuto
+	// ("", overlay when the mount works).
+	Clone string
+
 	// TCP makes instances listen on a loopback port as well (trust
 	// authentication, for benchmarks and debugging only).
 	TCP bool

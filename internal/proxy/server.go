@@ -120,6 +120,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Settings: cfg.Instances.Settings,
 		TCP:      cfg.Instances.TCP,
 		Memory:   cfg.Instances.Memory,
+		Clone:    cfg.Instances.Clone,
 		Logger:   s.log,
 	})
 	if err != nil {
