@@ -19,7 +19,9 @@
 //     for -duration each, with each of -clients client counts (1: latency
 //     bound; 4: both cores saturated), directly to the instance over
 //     TCP, through the proxy, and through PgBouncer (session mode, on the
-//     instance's Unix socket): -rounds rounds, each target in a rotated
+//     instance's Unix socket), each run from the same state (autovacuum
+//     off; before each run the cleanup pgbench does without -n, a
+//     checkpoint and sync(2)): -rounds rounds, each target in a rotated
 //     order per round so none always runs first, and keeps each target's
 //     median (single runs on 2 cores vary by ±30%).
 //
@@ -120,7 +122,7 @@ func run(scale int, duration time.Duration, clients []int, coldReps, rounds int,
 		DataDir:   dir,
 		Users:     map[string]string{"bench": password},
 		Datasets:  map[string]proxy.Dataset{"bench": {Dataset: snapshot.Dataset{Source: src.DSN("bench")}}},
-		Instances: proxy.InstanceLimits{TCP: true, Settings: map[string]string{"shared_buffers": "256MB"}},
+		Instances: proxy.InstanceLimits{TCP: true, Settings: map[string]string{"shared_buffers": "256MB", "autovacuum": "off"}},
 		Logger:    slog.New(slog.DiscardHandler),
 	}
 
@@ -195,7 +197,7 @@ func run(scale int, duration time.Duration, clients []int, coldReps, rounds int,
 
 	var lines []string
 	for _, n := range clients {
-		results, err := tpsRounds(ctx, targets, rounds, duration, n)
+		results, err := tpsRounds(ctx, ep, targets, rounds, duration, n)
 		if err != nil {
 			return err
 		}

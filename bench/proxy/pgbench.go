@@ -10,7 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgtide/pgtide/bench/internal/benchkit"
 	"github.com/pgtide/pgtide/internal/instance/pgproc"
@@ -55,6 +58,32 @@ func pgbench(ctx context.Context, tg target, mode string, d time.Duration, clien
 	}
 
 	return strconv.ParseFloat(m[1], 64)
+}
+
+// settle brings the instance to the same state before every run, as
+// pgbench -v does (the bench needs -n: its role may not vacuum): tables
+// vacuumed, history emptied, a checkpoint, and the machine's dirty pages
+// written. Without it the run after a TPC-B-like one paid for that one's
+// cleanup, pruning the accounts it had updated (measured: select-only
+// through whichever target came next fell by a third).
+func settle(ctx context.Context, ep endpoint) error {
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%s user=postgres dbname=bench sslmode=disable", ep.port))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+
+	steps := []string{"VACUUM pgbench_branches", "VACUUM pgbench_tellers", "VACUUM pgbench_accounts",
+		"TRUNCATE pgbench_history", "CHECKPOINT"}
+	for _, q := range steps {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("settle: %s: %w", q, err)
+		}
+	}
+
+	syscall.Sync()
+
+	return nil
 }
 
 // endpoint is the instance's addresses.
@@ -182,12 +211,16 @@ pidfile = %s/pgbouncer.pid
 // tpsRounds runs each mode against every target rounds times, rotating
 // the order of the targets each round, and returns the median TPS by
 // "mode/target".
-func tpsRounds(ctx context.Context, targets []target, rounds int, d time.Duration, clients int) (map[string]float64, error) {
+func tpsRounds(ctx context.Context, ep endpoint, targets []target, rounds int, d time.Duration, clients int) (map[string]float64, error) {
 	runs := map[string][]float64{}
 	for r := range max(rounds, 1) {
 		for _, mode := range []string{"select_only", "tpcb_like"} {
 			for i := range targets {
 				tg := targets[(i+r)%len(targets)]
+
+				if err := settle(ctx, ep); err != nil {
+					return nil, err
+				}
 
 				cpu0, _ := benchkit.ReadProcStat(os.Getpid())
 
