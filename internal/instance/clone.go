@@ -26,17 +26,18 @@ var errOverlayPath = errors.New("path holds ',', ':' or '\\', which overlay moun
 // instance writes are copied up into dir/upper whole, so booting costs
 // no copy whatever the snapshot's size (PostgreSQL's files are at most
 // 1 GiB). A copy (cp --reflink=auto, a clone on btrfs and XFS) is the way
-// without the privilege to mount. It reports whether data is a mount.
-func (l *Local) clone(ctx context.Context, snapDir, dir string) (overlay bool, err error) {
+// without the privilege to mount. Stop and Reconcile unmount whatever
+// dir/data is, so nothing records which way was taken.
+func (l *Local) clone(ctx context.Context, snapDir, dir string) error {
 	data := filepath.Join(dir, "data")
 	if l.cfg.Clone != CloneCopy {
 		err := l.mountOverlay(snapDir, dir)
 		if err == nil {
-			return true, nil
+			return nil
 		}
 
 		if l.cfg.Clone == CloneOverlay {
-			return false, err
+			return err
 		}
 
 		l.overlayOnce.Do(func() {
@@ -49,7 +50,7 @@ func (l *Local) clone(ctx context.Context, snapDir, dir string) (overlay bool, e
 		}
 	}
 
-	return false, copyDir(ctx, snapDir, data)
+	return copyDir(ctx, snapDir, data)
 }
 
 // mountOverlay mounts dir/data as an overlay of snapDir.

@@ -102,7 +102,6 @@ type state struct {
 	PID       int       `json:"pid,omitempty"`
 	SocketDir string    `json:"socket_dir"`
 	Cgroup    string    `json:"cgroup,omitempty"`
-	Overlay   bool      `json:"overlay,omitempty"` // data is an overlay mount
 	Started   time.Time `json:"started"`
 }
 
@@ -228,14 +227,8 @@ func (l *Local) Start(ctx context.Context, spec Spec) (ep Endpoint, err error) {
 	}
 
 	data := filepath.Join(dir, "data")
-	if st.Overlay, err = l.clone(ctx, spec.SnapshotDir, dir); err != nil {
+	if err := l.clone(ctx, spec.SnapshotDir, dir); err != nil {
 		return Endpoint{}, err
-	}
-
-	if st.Overlay {
-		if err := writeState(dir, st); err != nil {
-			return Endpoint{}, err
-		}
 	}
 
 	if err := l.runner.Chown(sock); err != nil {

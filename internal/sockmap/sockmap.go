@@ -100,14 +100,18 @@ func New(maxPairs int) (*Relay, error) {
 
 	r := &Relay{m: m, prog: prog, done: make(chan struct{}), sessions: map[int32]*Session{}}
 	if err := r.startWatcher(); err != nil {
-		_ = link.RawDetachProgram(link.RawDetachProgramOptions{Target: m.FD(), Program: prog, Attach: ebpf.AttachSkSKBVerdict})
-		prog.Close()
-		m.Close()
-
+		_ = r.unload()
 		return nil, err
 	}
 
 	return r, nil
+}
+
+// unload detaches the program and frees it and the map.
+func (r *Relay) unload() error {
+	err := link.RawDetachProgram(link.RawDetachProgramOptions{Target: r.m.FD(), Program: r.prog, Attach: ebpf.AttachSkSKBVerdict})
+
+	return errors.Join(err, r.prog.Close(), r.m.Close())
 }
 
 // verdict is the sk_skb program: redirect to the socket stored under the
@@ -144,10 +148,7 @@ func (r *Relay) Close() error {
 		s.Stop()
 	}
 
-	err := r.stopWatcher()
-	err = errors.Join(err, link.RawDetachProgram(link.RawDetachProgramOptions{Target: r.m.FD(), Program: r.prog, Attach: ebpf.AttachSkSKBVerdict}))
-
-	return errors.Join(err, r.prog.Close(), r.m.Close())
+	return errors.Join(r.stopWatcher(), r.unload())
 }
 
 // Pair makes the kernel forward what arrives on a to b and what arrives
