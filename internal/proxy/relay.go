@@ -16,20 +16,13 @@ var timeNow = time.Now
 // when the session is paired there, in the process otherwise. Without
 // audit the bytes are not parsed at all.
 func (c *clientConn) relay(be *backend, rt relayType, sess *sockmap.Session) {
+	mode, run := "process", func() (int64, int64) { return c.relayProcess(be, rt) }
 	if sess != nil {
-		c.s.metrics.Relays.WithLabelValues("kernel").Inc()
-		up, down := c.relayKernel(sess)
-		c.countBytes(up, down)
-
-		return
+		mode, run = "kernel", func() (int64, int64) { return c.relayKernel(sess) }
 	}
 
-	c.s.metrics.Relays.WithLabelValues("process").Inc()
-	up, down := c.relayProcess(be, rt)
-	c.countBytes(up, down)
-}
-
-func (c *clientConn) countBytes(up, down int64) {
+	c.s.metrics.Relays.WithLabelValues(mode).Inc()
+	up, down := run()
 	c.s.metrics.Bytes.WithLabelValues("client_to_server").Add(float64(up))
 	c.s.metrics.Bytes.WithLabelValues("server_to_client").Add(float64(down))
 }
